@@ -1,0 +1,135 @@
+"""Exact complexity accounting derived from the architecture spec: MAdds, parameters, memory.
+
+Conventions (they reproduce all 22 rows of the released checkpoints' table, see
+shared/reference/mobilenet_v2.md §6):
+- `madds`: multiply-accumulates of every convolution (H_out * W_out * k^2 * C_in * C_out /
+  groups) plus the classifier (C_last * num_classes). Batch norm, activations, shortcut adds,
+  pooling and biases are not counted. The slim table reports floor(madds / 1e6) with 1001
+  classes.
+- `params`: all trainable parameters (kernels, classifier bias, batch-norm gamma and beta);
+  torchvision's `num_params` and Keras's "trainable params" use this convention.
+- `params_no_bn`: kernels + classifier weight and bias only; the slim README convention.
+- `bn_statistics`: non-trainable running mean/variance entries.
+- `activation_memory_bytes`: the paper's Table 3 figure: the largest tensor that must be
+  materialised during inference, at 16 bits per element. For MobileNetV2 only tensors that cross
+  block boundaries are materialised: each block's output (the thin bottleneck), the sources of
+  shortcuts (for `shortcut="expansion"` the wide expansion tensors, which is the memory cost of
+  that variant) and the pooled features; the wide tensors inside a block are computed in slices
+  (§5), the stem conv runs fused with the first block (Table 3 caption) and the last conv is
+  reduced by the average pool as it is produced. For MobileNetV1 every layer output is
+  materialised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Union
+
+from mnv2_jax import spec as spec_lib
+
+BYTES_PER_ACTIVATION = 2  # 16-bit, as in Table 3.
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRow:
+  path: str
+  op: str
+  kernel: int
+  stride: int
+  in_shape: tuple[int, int]   # (size, channels)
+  out_shape: tuple[int, int]
+  activation: str
+  madds: int
+  params: int                 # kernel + bias + BN gamma/beta
+  shortcut_from: str | None   # path of the layer added onto this layer's output, if any
+
+
+@dataclasses.dataclass(frozen=True)
+class Complexity:
+  model: str
+  width_multiplier: float
+  resolution: int
+  num_classes: int
+  madds: int
+  params: int
+  params_no_bn: int
+  bn_statistics: int
+  activation_memory_bytes: int
+  memory_by_resolution: tuple[tuple[int, int, int], ...]  # (size, max channels, bytes)
+  num_shortcuts: int
+  rows: tuple[LayerRow, ...]
+
+  @property
+  def mmadds(self) -> int:
+    """MAdds in millions, floored: the slim table's convention."""
+    return self.madds // 1_000_000
+
+  def to_dict(self, *, rows: bool = True) -> dict[str, Any]:
+    d = dataclasses.asdict(self)
+    if not rows:
+      d.pop("rows")
+    d["mmadds"] = self.mmadds
+    return d
+
+
+def _materialised(arch: spec_lib.ArchSpec) -> list[spec_lib.Layer]:
+  if arch.model == "mobilenet_v1":
+    return [l for l in arch.layers if l.op != "dense"]
+  sources = {s.source for s in arch.shortcuts}
+  return [l for l in arch.layers
+          if l.name == "project" or (l.path in sources and l.path != "stem/conv")]
+
+
+def analyze_spec(arch: spec_lib.ArchSpec) -> Complexity:
+  """Complexity of an expanded spec."""
+  into = {s.target: s.source for s in arch.shortcuts}
+  rows = tuple(
+      LayerRow(l.path, l.op, l.kernel, l.stride, (l.in_size, l.in_channels),
+               (l.out_size, l.out_channels), l.activation, l.madds,
+               l.kernel_params + l.bias_params + l.bn_params, into.get(l.path))
+      for l in arch.layers)
+  per_size: dict[int, int] = {}
+  for l in _materialised(arch):
+    per_size[l.out_size] = max(per_size.get(l.out_size, 0), l.out_channels)
+  pooled = [l for l in arch.layers if l.op == "dense"][0].in_channels
+  per_size[1] = max(per_size.get(1, 0), pooled)
+  memory = tuple(sorted(((s, c, s * s * c * BYTES_PER_ACTIVATION) for s, c in per_size.items()),
+                        reverse=True))
+  return Complexity(
+      model=arch.model, width_multiplier=arch.width_multiplier, resolution=arch.resolution,
+      num_classes=arch.num_classes,
+      madds=sum(l.madds for l in arch.layers),
+      params=sum(r.params for r in rows),
+      params_no_bn=sum(l.kernel_params + l.bias_params for l in arch.layers),
+      bn_statistics=sum(l.bn_params for l in arch.layers),
+      activation_memory_bytes=max(b for _, _, b in memory),
+      memory_by_resolution=memory,
+      num_shortcuts=len(arch.shortcuts), rows=rows)
+
+
+def analyze(model: Union[Any, spec_lib.ArchSpec], resolution: int | None = None) -> Complexity:
+  """Complexity of a `MobileNetV2`/`MobileNetV1` module at `resolution` (or of an `ArchSpec`)."""
+  if isinstance(model, spec_lib.ArchSpec):
+    return analyze_spec(model)
+  if resolution is None:
+    raise ValueError("resolution is required when analysing a model")
+  return analyze_spec(model.spec(resolution))
+
+
+def xla_madds(model, resolution: int, batch_size: int = 1) -> float:
+  """XLA's own count for one inference forward pass, as multiply-adds per image.
+
+  `compiled.cost_analysis()["flops"]` counts a multiply-add as 2 flops and also counts the
+  element-wise work (batch norm, ReLU6, shortcut adds, pooling) that `madds` leaves out, so the
+  result is slightly above `analyze(...).madds`.
+  """
+  import jax
+  import jax.numpy as jnp
+
+  x = jnp.zeros((batch_size, resolution, resolution, 3), jnp.float32)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  fn = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  cost = fn.lower(variables, x).compile().cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0]
+  return cost["flops"] / 2 / batch_size

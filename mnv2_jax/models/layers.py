@@ -1,0 +1,119 @@
+"""Flax layers that realise one `spec.Layer`: convolution (+ batch norm + activation).
+
+Parameter layout (stable, used by weight decay masks, Keras import and checkpoints):
+`<scope>/<name>/conv/kernel` with shape (k, k, C_in / groups, C_out), `<scope>/<name>/bn/{scale,
+bias}` and the running statistics `<scope>/<name>/bn/{mean,var}` in the `batch_stats`
+collection. The classifier is `logits/{kernel,bias}`.
+
+Batch-norm semantics (explicit, see also `MobileNetV2` docstring): in training mode the batch
+statistics are computed over the *whole global batch* — under `jax.jit` with the batch sharded
+over a device mesh, the mean/variance reductions are global reductions, so BN is synchronised
+across all devices and hosts (no per-device "ghost" batches). Running statistics follow TF:
+`ra = momentum * ra + (1 - momentum) * batch` with the biased batch variance. In inference mode
+the running statistics are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from mnv2_jax import spec as spec_lib
+from mnv2_jax.ops import depthwise as dw_ops
+
+KERNEL_INITS = ("slim", "lecun_normal", "he_normal")
+
+
+def kernel_initializer(name: str):
+  """`slim`: TF truncated normal, stddev 0.09 (slim `training_scope`); others: variance scaling."""
+  if name == "slim":
+    return jax.nn.initializers.truncated_normal(stddev=0.09)
+  if name == "lecun_normal":
+    return jax.nn.initializers.lecun_normal()
+  if name == "he_normal":
+    return jax.nn.initializers.he_normal()
+  raise ValueError(f"kernel_init must be one of {KERNEL_INITS}, got {name!r}")
+
+
+def activation(name: str, x: jax.Array) -> jax.Array:
+  if name == "relu6":
+    return jnp.clip(x, 0, 6)
+  if name == "linear":
+    return x
+  raise ValueError(f"activation must be one of {spec_lib.ACTIVATIONS}, got {name!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Numerics:
+  """Everything about how layers compute that is not architecture (hashable Flax field)."""
+  dtype: Any = jnp.float32
+  bn_momentum: float = 0.997
+  bn_epsilon: float = 1e-3
+  kernel_init: str = "slim"
+  depthwise_impl: str = "auto"
+
+
+class Conv(nn.Module):
+  """A conv with a (k, k, C_in/groups, C_out) kernel and TF SAME padding, no bias.
+
+  Dispatches on the layer kind: depthwise -> `ops.depthwise.depthwise_conv` (implementation
+  switch), 1x1 stride 1 -> a plain matmul over channels (what XLA:CPU runs fastest), otherwise
+  `lax.conv_general_dilated`. The parameter is the same whichever path runs.
+  """
+  layer: spec_lib.Layer
+  numerics: Numerics
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    l, num = self.layer, self.numerics
+    shape = (l.kernel, l.kernel, l.in_channels // l.groups, l.out_channels)
+    kernel = self.param("kernel", kernel_initializer(num.kernel_init), shape, jnp.float32)
+    x, kernel = x.astype(num.dtype), kernel.astype(num.dtype)
+    if l.op == "depthwise":
+      return dw_ops.depthwise_conv(x, kernel, l.stride, num.depthwise_impl)
+    if l.kernel == 1 and l.stride == 1:
+      return lax.dot_general(x, kernel[0, 0], (((3,), (0,)), ((), ())))
+    pads = [dw_ops.same_padding(x.shape[1], l.kernel, l.stride),
+            dw_ops.same_padding(x.shape[2], l.kernel, l.stride)]
+    return lax.conv_general_dilated(x, kernel, (l.stride, l.stride), pads,
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class ConvBNAct(nn.Module):
+  """`spec.Layer` of op conv/depthwise: conv -> batch norm -> activation."""
+  layer: spec_lib.Layer
+  numerics: Numerics
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    num = self.numerics
+    x = Conv(self.layer, num, name="conv")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=num.bn_momentum,
+                     epsilon=num.bn_epsilon, dtype=num.dtype, param_dtype=jnp.float32,
+                     name="bn")(x)
+    return activation(self.layer.activation, x)
+
+
+class LayerGroup(nn.Module):
+  """The layers of one spec scope (e.g. `block_3`), with the shortcut adds that land in it.
+
+  `incoming` maps a layer path to the tensor added to that layer's output (after its
+  activation). Returns the output of every layer, so the caller can route shortcut sources.
+  """
+  layers: tuple[spec_lib.Layer, ...]
+  numerics: Numerics
+
+  @nn.compact
+  def __call__(self, x, incoming: dict[str, jax.Array], *, train: bool) -> dict[str, jax.Array]:
+    outputs = {}
+    for layer in self.layers:
+      x = ConvBNAct(layer, self.numerics, name=layer.name)(x, train=train)
+      if layer.path in incoming:
+        x = x + incoming[layer.path].astype(x.dtype)
+      outputs[layer.path] = x
+    return outputs

@@ -1,0 +1,133 @@
+"""MobileNetV2 and MobileNetV1 as functional Flax (linen) modules, built by walking `spec`.
+
+Usage::
+
+    model = MobileNetV2(width_multiplier=0.35, shortcut="expansion")
+    variables = model.init(rng, images, train=False)          # {"params", "batch_stats"}
+    logits = model.apply(variables, images, train=False)
+    logits, updates = model.apply(variables, images, train=True, mutable=["batch_stats"],
+                                  rngs={"dropout": key})
+
+Inputs are NHWC float images already normalised (to [-1, 1] for the paper's recipe); any
+square or non-square size >= 32 works; the spec is expanded for the input's height. Logits are
+returned in float32 whatever the compute `dtype`; parameters are always float32.
+
+Batch norm: training mode normalises with statistics of the whole (global) batch and updates
+the running statistics in the `batch_stats` collection; `train=False` uses the running ones.
+See `mnv2_jax.models.layers` for the exact semantics under data parallelism.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mnv2_jax import spec as spec_lib
+from mnv2_jax.models import layers
+from mnv2_jax.ops import depthwise as dw_ops
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def _resolve_dtype(dtype: Any):
+  if isinstance(dtype, str):
+    if dtype not in DTYPES:
+      raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+  if jnp.dtype(dtype) not in {jnp.dtype(d) for d in DTYPES.values()}:
+    raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+  return dtype
+
+
+class _MobileNet(nn.Module):
+  """Shared fields and the spec walk; subclasses say which spec they expand."""
+  width_multiplier: float = 1.0
+  num_classes: int = 1000
+  dropout_rate: float = 0.2
+  dtype: Any = jnp.float32
+  bn_momentum: float = 0.997
+  bn_epsilon: float = 1e-3
+  kernel_init: str = "slim"
+  depthwise_impl: str = "auto"
+
+  def __post_init__(self):
+    # Fail on bad fields at construction, before any tracing or compilation.
+    self.spec(224)
+    _resolve_dtype(self.dtype)
+    layers.kernel_initializer(self.kernel_init)
+    dw_ops.resolve_impl(self.depthwise_impl)
+    if not 0.0 <= self.dropout_rate < 1.0:
+      raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+    if not 0.0 <= self.bn_momentum < 1.0:
+      raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum!r}")
+    if not self.bn_epsilon > 0:
+      raise ValueError(f"bn_epsilon must be positive, got {self.bn_epsilon!r}")
+    super().__post_init__()
+
+  def spec(self, resolution: int) -> spec_lib.ArchSpec:
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    if x.ndim != 4 or x.shape[-1] != 3:
+      raise ValueError(f"images must be NHWC with 3 channels, got shape {x.shape}")
+    if min(x.shape[1:3]) < spec_lib.MIN_RESOLUTION:
+      raise ValueError(f"resolution must be >= {spec_lib.MIN_RESOLUTION}, got input "
+                       f"{x.shape[1]}x{x.shape[2]}")
+    arch = self.spec(x.shape[1])
+    numerics = layers.Numerics(_resolve_dtype(self.dtype), self.bn_momentum, self.bn_epsilon,
+                               self.kernel_init, self.depthwise_impl)
+    sources = {s.source for s in arch.shortcuts}
+    saved: dict[str, jax.Array] = {}
+    for scope in arch.scopes:
+      group = tuple(l for l in arch.layers if l.scope == scope)
+      if group[0].op == "dense":
+        x = jnp.mean(x, axis=(1, 2))
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = nn.Dense(self.num_classes, dtype=numerics.dtype, param_dtype=jnp.float32,
+                     kernel_init=layers.kernel_initializer(self.kernel_init),
+                     name=scope)(x)
+        continue
+      incoming = {s.target: saved[s.source] for s in arch.shortcuts
+                  if s.target.startswith(scope + "/")}
+      outputs = layers.LayerGroup(group, numerics, name=scope)(x, incoming, train=train)
+      saved.update({p: v for p, v in outputs.items() if p in sources})
+      x = outputs[group[-1].path]
+    return x.astype(jnp.float32)
+
+
+class MobileNetV2(_MobileNet):
+  """MobileNetV2 with the paper's ablation switches (Fig. 6).
+
+  Attributes:
+    width_multiplier: depth multiplier (0.35 ... 1.4); last conv stays 1280 below 1.
+    num_classes: classifier width (1000; 1001 for the slim checkpoints' background class).
+    expansion_factor: t of every block but the first (which is fixed at 1).
+    bottleneck_activation: "linear" (paper) or "relu6" after the projection BN (Fig. 6a).
+    shortcut: "bottleneck" (paper), "expansion" (between expansions, Fig. 6b) or "none".
+    dropout_rate: dropout on the pooled features before the classifier (slim: 0.2).
+    dtype: compute dtype (parameters stay float32), "float32" / "bfloat16" or a jnp dtype.
+    bn_momentum, bn_epsilon: TF defaults of slim's training scope (0.997, 1e-3).
+    kernel_init: "slim" (truncated normal 0.09), "lecun_normal" or "he_normal".
+    depthwise_impl: "auto", "xla" (grouped conv) or "taps" (shifted multiply-adds).
+  """
+  expansion_factor: float = 6
+  bottleneck_activation: str = "linear"
+  shortcut: str = "bottleneck"
+
+  def spec(self, resolution: int) -> spec_lib.ArchSpec:
+    return spec_lib.mobilenet_v2_spec(
+        self.width_multiplier, resolution, self.num_classes,
+        expansion_factor=self.expansion_factor,
+        bottleneck_activation=self.bottleneck_activation, shortcut=self.shortcut)
+
+
+class MobileNetV1(_MobileNet):
+  """MobileNetV1 (Howard et al. 2017), the comparator curve of Fig. 5. Same fields as V2."""
+  dropout_rate: float = 0.001  # slim mobilenet_v1: dropout_keep_prob = 0.999
+
+  def spec(self, resolution: int) -> spec_lib.ArchSpec:
+    return spec_lib.mobilenet_v1_spec(self.width_multiplier, resolution, self.num_classes)

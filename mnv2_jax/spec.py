@@ -1,0 +1,264 @@
+"""The architecture, described once, in pure Python (no JAX).
+
+`mobilenet_v2_spec` / `mobilenet_v1_spec` expand the knobs (width multiplier, expansion factor,
+resolution, number of classes, ablation switches) into an ordered tuple of `Layer`s plus the
+`Shortcut`s between them. This is the single source of truth: the Flax modules in
+`mnv2_jax.models` are built by walking it, and `mnv2_jax.complexity` counts MAdds, parameters and
+activation memory from it. Nothing else in the project knows channel counts.
+
+Conventions follow the released TF-Slim checkpoints (see shared/reference/mobilenet_v2.md §1):
+- every width is `make_divisible(c * multiplier, 8)` with a minimum of 8;
+- the expansion width of a block is `make_divisible(t * C_in, 8)` of its (rounded) input width,
+  and the first block (t = 1) has no expansion conv;
+- the last 1x1 conv keeps 1280 channels for multipliers < 1 and scales above 1;
+- all spatial sizes follow TF "SAME": out = ceil(in / stride).
+
+A `Layer` output is "post batch-norm and activation"; a `Shortcut(source, target)` adds the
+final output of `source` (after its own incoming add, if any) to the output of `target` after
+`target`'s activation. That one rule expresses all three shortcut placements of Fig. 6b.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+ACTIVATIONS = ("relu6", "linear")
+BOTTLENECK_ACTIVATIONS = ("linear", "relu6")
+SHORTCUTS = ("bottleneck", "expansion", "none")
+MIN_RESOLUTION = 32
+
+# (t, c, n, s) of MobileNetV2 Table 2; t of the first row is fixed at 1.
+V2_BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+             (6, 160, 3, 2), (6, 320, 1, 1))
+V2_STEM, V2_LAST = 32, 1280
+# (c, s) of the 13 depthwise-separable layers of MobileNetV1 (Howard et al. 2017, Table 1).
+V1_LAYERS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
+             (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+V1_STEM = 32
+
+Op = Literal["conv", "depthwise", "dense"]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+  """Slim/Keras/torchvision `_make_divisible`: nearest multiple, never more than 10% down."""
+  min_value = divisor if min_value is None else min_value
+  new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+  if new < 0.9 * value:
+    new += divisor
+  return new
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+  """One weight layer: a conv (+BN +activation), a depthwise conv, or the dense classifier.
+
+  `scope` groups layers into Flax sub-modules ("stem", "block_3", "head", "logits"); `name` is
+  the layer inside it ("conv", "expand", "depthwise", "project"). `in_size`/`out_size` are the
+  spatial side lengths (1 for the classifier, which follows global average pooling).
+  """
+  scope: str
+  name: str
+  op: Op
+  kernel: int
+  stride: int
+  in_channels: int
+  out_channels: int
+  in_size: int
+  out_size: int
+  activation: str
+  batch_norm: bool = True
+  bias: bool = False
+
+  @property
+  def path(self) -> str:
+    return f"{self.scope}/{self.name}"
+
+  @property
+  def groups(self) -> int:
+    return self.in_channels if self.op == "depthwise" else 1
+
+  @property
+  def kernel_params(self) -> int:
+    """Weights of the kernel (no bias, no batch norm)."""
+    return self.kernel * self.kernel * self.in_channels * self.out_channels // self.groups
+
+  @property
+  def bias_params(self) -> int:
+    return self.out_channels if self.bias else 0
+
+  @property
+  def bn_params(self) -> int:
+    """Trainable batch-norm parameters (gamma and beta); running statistics are not counted."""
+    return 2 * self.out_channels if self.batch_norm else 0
+
+  @property
+  def madds(self) -> int:
+    """Multiply-accumulates: H_out * W_out * k^2 * C_in * C_out / groups (biases excluded)."""
+    return self.out_size * self.out_size * self.kernel_params
+
+  @property
+  def output_elements(self) -> int:
+    """Elements of this layer's output for one image."""
+    return self.out_size * self.out_size * self.out_channels
+
+
+@dataclasses.dataclass(frozen=True)
+class Shortcut:
+  """Identity add: output of layer `source` is added to the output of layer `target`."""
+  source: str
+  target: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchSpec:
+  """An expanded architecture: ordered layers, shortcuts and the knobs that produced them."""
+  model: str
+  width_multiplier: float
+  resolution: int
+  num_classes: int
+  layers: tuple[Layer, ...]
+  shortcuts: tuple[Shortcut, ...]
+  expansion_factor: float | None = None
+  bottleneck_activation: str | None = None
+  shortcut: str | None = None
+
+  def layer(self, path: str) -> Layer:
+    for layer in self.layers:
+      if layer.path == path:
+        return layer
+    raise KeyError(path)
+
+  @property
+  def scopes(self) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(layer.scope for layer in self.layers))
+
+  @property
+  def feature_size(self) -> int:
+    """Spatial side of the last feature map (before global pooling)."""
+    return [l for l in self.layers if l.op != "dense"][-1].out_size
+
+
+def _same(size: int, stride: int) -> int:
+  return -(-size // stride)
+
+
+def _check_common(width_multiplier, resolution, num_classes):
+  if not isinstance(width_multiplier, (int, float)) or not width_multiplier > 0:
+    raise ValueError(f"width_multiplier must be a positive number, got {width_multiplier!r}")
+  if not isinstance(resolution, int) or resolution < MIN_RESOLUTION:
+    raise ValueError(
+        f"resolution must be an integer >= {MIN_RESOLUTION}, got {resolution!r}")
+  if not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+
+
+def _check_choice(field: str, value, allowed):
+  if value not in allowed:
+    raise ValueError(f"{field} must be one of {allowed}, got {value!r}")
+
+
+class _Builder:
+  """Appends layers while tracking the current spatial size and channel count."""
+
+  def __init__(self, resolution: int, in_channels: int = 3):
+    self.size, self.channels, self.layers = resolution, in_channels, []
+
+  def add(self, scope, name, op, kernel, stride, out_channels, activation, *, batch_norm=True,
+          bias=False) -> Layer:
+    out_size = 1 if op == "dense" else _same(self.size, stride)
+    in_size = 1 if op == "dense" else self.size
+    layer = Layer(scope, name, op, kernel, stride, self.channels, out_channels, in_size,
+                  out_size, activation, batch_norm, bias)
+    self.layers.append(layer)
+    self.size, self.channels = out_size, out_channels
+    return layer
+
+
+def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
+                      num_classes: int = 1000, *, expansion_factor: float = 6,
+                      bottleneck_activation: str = "linear",
+                      shortcut: str = "bottleneck") -> ArchSpec:
+  """MobileNetV2 (Sandler et al. 2018, Table 2) with the Fig. 6 ablation switches.
+
+  - `bottleneck_activation="relu6"` puts ReLU6 after the projection's batch norm (Fig. 6a).
+  - `shortcut="bottleneck"`: identity add on the thin tensors of every stride-1 block whose input
+    and output widths match (10 adds at width 1.0). `"expansion"`: the same shortcuts moved onto
+    the wide tensors, definition (A) of the reference: the expansion output of residual block i
+    (after its ReLU6, and after any add it received) is added to the expansion output of block
+    i+1. `"none"`: no adds. Parameters and MAdds are identical across all six combinations.
+  """
+  _check_common(width_multiplier, resolution, num_classes)
+  _check_choice("bottleneck_activation", bottleneck_activation, BOTTLENECK_ACTIVATIONS)
+  _check_choice("shortcut", shortcut, SHORTCUTS)
+  if not isinstance(expansion_factor, (int, float)) or not expansion_factor >= 1:
+    raise ValueError(f"expansion_factor must be a number >= 1, got {expansion_factor!r}")
+
+  b = _Builder(resolution)
+  b.add("stem", "conv", "conv", 3, 2, make_divisible(V2_STEM * width_multiplier), "relu6")
+  prev_output = "stem/conv"
+  # Per block: (path of its input tensor, expand path or None, project path, residual?)
+  blocks = []
+  index = 0
+  for t, c, n, s in V2_BLOCKS:
+    out_channels = make_divisible(c * width_multiplier)
+    for i in range(n):
+      stride = s if i == 0 else 1
+      scope = f"block_{index}"
+      in_channels = b.channels
+      factor = 1 if index == 0 else expansion_factor
+      inner = in_channels if factor == 1 else make_divisible(in_channels * factor)
+      expand = None
+      if inner > in_channels:
+        expand = b.add(scope, "expand", "conv", 1, 1, inner, "relu6").path
+      b.add(scope, "depthwise", "depthwise", 3, stride, inner, "relu6")
+      project = b.add(scope, "project", "conv", 1, 1, out_channels, bottleneck_activation).path
+      residual = stride == 1 and in_channels == out_channels
+      blocks.append((prev_output, expand, project, residual))
+      prev_output = project
+      index += 1
+
+  last = V2_LAST if width_multiplier <= 1.0 else make_divisible(V2_LAST * width_multiplier)
+  b.add("head", "conv", "conv", 1, 1, last, "relu6")
+  b.add("logits", "dense", "dense", 1, 1, num_classes, "linear", batch_norm=False, bias=True)
+
+  shortcuts = []
+  for i, (block_input, expand, project, residual) in enumerate(blocks):
+    if not residual or shortcut == "none":
+      continue
+    if shortcut == "bottleneck":
+      shortcuts.append(Shortcut(block_input, project))
+      continue
+    next_expand = blocks[i + 1][1] if i + 1 < len(blocks) else None
+    if expand is None or next_expand is None:
+      raise ValueError(
+          f"shortcut='expansion' cannot be wired at block_{i}: it needs an expansion conv in "
+          f"this block and the next (expansion_factor={expansion_factor!r} gives "
+          f"{'none' if expand is None else 'none in the next block'}); use shortcut="
+          f"'bottleneck' or 'none', or an expansion_factor > 1")
+    shortcuts.append(Shortcut(expand, next_expand))
+
+  return ArchSpec("mobilenet_v2", float(width_multiplier), resolution, num_classes,
+                  tuple(b.layers), tuple(shortcuts), expansion_factor=expansion_factor,
+                  bottleneck_activation=bottleneck_activation, shortcut=shortcut)
+
+
+def mobilenet_v1_spec(width_multiplier: float = 1.0, resolution: int = 224,
+                      num_classes: int = 1000) -> ArchSpec:
+  """MobileNetV1 (Howard et al. 2017): 3x3 conv + 13 depthwise-separable layers, ReLU6 + BN.
+
+  Widths follow slim's `mobilenet_v1.py`: `max(int(c * multiplier), 8)` (no rounding to 8).
+  """
+  _check_common(width_multiplier, resolution, num_classes)
+
+  def depth(c):
+    return max(int(c * width_multiplier), 8)
+
+  b = _Builder(resolution)
+  b.add("stem", "conv", "conv", 3, 2, depth(V1_STEM), "relu6")
+  for i, (c, s) in enumerate(V1_LAYERS):
+    b.add(f"block_{i}", "depthwise", "depthwise", 3, s, b.channels, "relu6")
+    b.add(f"block_{i}", "pointwise", "conv", 1, 1, depth(c), "relu6")
+  b.add("logits", "dense", "dense", 1, 1, num_classes, "linear", batch_norm=False, bias=True)
+  return ArchSpec("mobilenet_v1", float(width_multiplier), resolution, num_classes,
+                  tuple(b.layers), ())
