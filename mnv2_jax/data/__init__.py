@@ -1,0 +1,18 @@
+"""Input side of mnv2_jax: TFDS datasets, tf.data pipelines, normalisation.
+
+Public API (used by the trainer):
+  DatasetInfo, dataset_info(cfg), make_train_iterator(cfg, ...),
+  make_eval_iterator(cfg, ...), prepare(cfg), normalize(images, dtype).
+
+Importing this package registers the offline `sklearn_digits` TFDS builder and
+does not import TensorFlow (tf.data is imported lazily on first use).
+"""
+
+from mnv2_jax.data import digits  # Registers `sklearn_digits` with TFDS.
+from mnv2_jax.data.datasets import DatasetNotPreparedError
+from mnv2_jax.data.normalize import normalize
+from mnv2_jax.data.pipeline import dataset_info
+from mnv2_jax.data.pipeline import DatasetInfo
+from mnv2_jax.data.pipeline import make_eval_iterator
+from mnv2_jax.data.pipeline import make_train_iterator
+from mnv2_jax.data.pipeline import prepare
