@@ -1,0 +1,111 @@
+"""Shared config pieces: the typed `:arg` parser and the default sections of every config.
+
+Every config file exposes `get_config(arg: str | None = None)`. The text after the colon in
+`--config=configs/imagenet.py:width=0.75,res=160` is parsed by `parse_arg` against typed
+defaults (big_vision's `configs/common.py` convention); fields are then overridden with
+`--config.model.shortcut=expansion` etc. Durations are in epochs or steps and converted at run
+time, so overriding the batch size never leaves a stale derived value behind.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from mnv2_jax.logging import default_wandb_config
+
+
+def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
+  """Parses "a=1,b=x,flag" into a ConfigDict typed by the defaults in `spec`.
+
+  A bare name sets a bool to True; a lone value binds to the first spec entry; an unknown key
+  raises a ValueError naming it and the allowed keys.
+  """
+  out = ml_collections.ConfigDict(dict(spec))
+  if not arg:
+    return out
+  keys = list(spec)
+  for i, item in enumerate(a for a in arg.split(",") if a):
+    if "=" in item:
+      key, value = item.split("=", 1)
+    elif item in spec and isinstance(spec[item], bool):
+      key, value = item, "true"
+    elif i == 0 and keys:
+      key, value = keys[0], item
+    else:
+      raise ValueError(f"config arg {item!r} is not key=value; allowed keys: {keys}")
+    if key not in spec:
+      raise ValueError(f"unknown config arg {key!r}; allowed keys: {keys}")
+    default = spec[key]
+    if isinstance(default, bool):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"config arg {key} must be true/false, got {value!r}")
+      out[key] = value.lower() in ("true", "1")
+    elif default is None:
+      out[key] = value
+    else:
+      out[key] = type(default)(value)
+  return out
+
+
+def model_config(name: str = "mobilenet_v2", width: float = 1.0) -> ml_collections.ConfigDict:
+  """`config.model`: the fields of `MobileNetV2`/`MobileNetV1` plus `name`."""
+  return ml_collections.ConfigDict(dict(
+      name=name,                       # mobilenet_v2 | mobilenet_v1
+      width_multiplier=float(width),
+      expansion_factor=6.0,
+      bottleneck_activation="linear",  # linear | relu6            (Fig. 6a)
+      shortcut="bottleneck",           # bottleneck | expansion | none (Fig. 6b)
+      dropout_rate=0.2,
+      dtype="float32",                 # compute dtype; parameters stay float32
+      bn_momentum=0.997,
+      bn_epsilon=1e-3,
+      kernel_init="slim",
+      depthwise_impl="auto",
+  ))
+
+
+def input_config(dataset: str, resolution: int, batch_size: int) -> ml_collections.ConfigDict:
+  """`config.input` (fields documented in `mnv2_jax.data.options.InputOptions`)."""
+  c = ml_collections.ConfigDict(dict(
+      dataset=dataset, train_split="train", eval_split="validation", resolution=resolution,
+      augment="inception_crop_flip", crop_area_min=0.05, eval_crop=0.875, shuffle_buffer=0,
+      cache=False, num_parallel_calls=-1, prefetch=2, synthetic_num_classes=1000,
+      synthetic_num_examples=1024, global_batch_size=batch_size, eval_batch_size=batch_size))
+  c.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.manual_dir = ml_collections.FieldReference(None, field_type=str)
+  return c
+
+
+def optim_config(**overrides) -> ml_collections.ConfigDict:
+  """`config.optim`: the paper/slim recipe unless overridden (see `mnv2_jax.optim`)."""
+  c = ml_collections.ConfigDict(dict(
+      name="rmsprop_tf", base_lr=0.045, base_batch_size=96, schedule="exponential",
+      decay_rate=0.98, decay_epochs=2.5, staircase=True, warmup_epochs=0.0, momentum=0.9,
+      rmsprop_decay=0.9, rmsprop_eps=1.0, nesterov=False, weight_decay=4e-5,
+      grad_clip_norm=0.0, label_smoothing=0.1, ema_decay=0.9999))
+  c.update(overrides)
+  return c
+
+
+def base_config(*, dataset: str, resolution: int, batch_size: int, num_epochs: float,
+                width: float = 1.0) -> ml_collections.ConfigDict:
+  """A complete config; files override what differs."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.model = model_config(width=width)
+  config.input = input_config(dataset, resolution, batch_size)
+  config.optim = optim_config()
+  config.train = ml_collections.ConfigDict(dict(
+      num_epochs=float(num_epochs),
+      num_steps=-1,               # > 0 overrides num_epochs
+      log_every_steps=100,
+      eval_every_steps=-1,        # > 0 overrides eval_every_epochs
+      eval_every_epochs=1.0,
+      checkpoint_every_steps=1000,
+      keep_checkpoints=3,
+      eval_ema=True,              # evaluate the EMA weights when optim.ema_decay > 0
+      bn_recalibration_batches=0,  # > 0: recompute BN statistics before each eval
+  ))
+  config.compile_cache_dir = ml_collections.FieldReference(None, field_type=str)
+  config.wandb = default_wandb_config()
+  return config

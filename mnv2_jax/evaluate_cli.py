@@ -1,0 +1,122 @@
+"""`mnv2-eval`: exact evaluation of a training checkpoint, or of Keras MobileNetV2 weights.
+
+    mnv2-eval --workdir=runs/digits                      # latest checkpoint, EMA if trained with it
+    mnv2-eval --workdir=runs/x --step=2000 --split=validation --raw   # non-EMA weights
+    mnv2-eval --keras_weights=mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5 \
+        --width=1.0 --resolution=224 --dataset=imagenet2012 --data_dir=/data/tfds
+
+Keras weights are converted by `mnv2_jax.convert.from_keras` (local .h5 only, or `none` for
+random weights); ImageNet labels of tfds `imagenet2012` use the same class order as Keras.
+Prints one JSON line with eval/top1, eval/top5, eval/loss and eval/count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import jax
+import ml_collections
+
+from mnv2_jax import checkpointing
+from mnv2_jax import data
+from mnv2_jax import optim
+from mnv2_jax import parallel
+from mnv2_jax import steps as steps_lib
+from mnv2_jax import train
+from mnv2_jax import train_state
+from mnv2_jax.models import MobileNetV2
+
+
+def _checkpoint_variables(args, config):
+  info = data.dataset_info(config.input)
+  model = train_state.build_model(config.model, info.num_classes)
+  tx, _ = optim.make_optimizer(config.optim, steps_per_epoch=1, global_batch_size=96,
+                               total_steps=10**9)
+  ema = config.optim.ema_decay > 0
+  abstract = jax.eval_shape(lambda: train_state.create(
+      model, tx, seed=config.seed, resolution=config.input.resolution, ema=ema))
+  ckpt = checkpointing.Checkpointer(args.workdir, keep=10**6, every_steps=1)
+  step = args.step if args.step is not None else ckpt.latest_step()
+  if step is None:
+    raise ValueError(f"no checkpoint in {args.workdir!r}")
+  state, _ = ckpt.restore(abstract, step)
+  ckpt.close()
+  if ema and not args.raw:
+    variables = {"params": state.ema_params, "batch_stats": state.ema_batch_stats}
+  else:
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+  return model, variables, step
+
+
+def _keras_variables(args):
+  import keras  # pylint: disable=g-import-not-at-top
+  weights = None if args.keras_weights == "none" else args.keras_weights
+  if weights is not None and not os.path.exists(weights):
+    raise ValueError(f"--keras_weights file {weights!r} does not exist (nothing is downloaded)")
+  keras_model = keras.applications.MobileNetV2(
+      input_shape=(args.resolution, args.resolution, 3), alpha=args.width, weights=weights,
+      classifier_activation=None)
+  from mnv2_jax.convert import from_keras  # pylint: disable=g-import-not-at-top
+  model = MobileNetV2(width_multiplier=args.width, num_classes=1000)
+  return model, from_keras(keras_model, model)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="mnv2-eval", description=__doc__.splitlines()[0])
+  p.add_argument("--workdir", help="training run directory (uses its config.json)")
+  p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  p.add_argument("--raw", action="store_true", help="evaluate raw weights, not the EMA")
+  p.add_argument("--keras_weights", help="local Keras .h5 weights file, or 'none'")
+  p.add_argument("--width", type=float, default=1.0)
+  p.add_argument("--resolution", type=int, default=224)
+  p.add_argument("--dataset", default=None, help="tfds dataset (default: the run's)")
+  p.add_argument("--data_dir", default=None)
+  p.add_argument("--split", default=None, help="split to evaluate (default: the run's eval split)")
+  p.add_argument("--batch_size", type=int, default=None)
+  args = p.parse_args(argv)
+  if bool(args.workdir) == bool(args.keras_weights):
+    p.error("give exactly one of --workdir or --keras_weights")
+
+  if args.workdir:
+    with open(os.path.join(args.workdir, "config.json")) as f:
+      saved = json.load(f)
+    config = train.config_from_json(saved)
+    model, variables, step = _checkpoint_variables(args, config)
+  else:
+    from configs import common  # pylint: disable=g-import-not-at-top
+    config = ml_collections.ConfigDict({"input": common.input_config(
+        args.dataset or "imagenet2012", args.resolution, args.batch_size or 256)})
+    config.input.synthetic_num_classes = 1000
+    model, variables = _keras_variables(args)
+    step = None
+  with config.unlocked():
+    if args.dataset:
+      config.input.dataset = args.dataset
+    if args.data_dir:
+      config.input.data_dir = args.data_dir
+    if args.split:
+      config.input.eval_split = args.split
+    if args.batch_size:
+      config.input.eval_batch_size = args.batch_size
+  parallel.check_batch_size(config.input.eval_batch_size, "--batch_size")
+  mesh = parallel.make_mesh()
+  eval_step = jax.jit(steps_lib.make_eval_step(model))
+  result = train.evaluate(eval_step, variables, config, mesh)
+  print(json.dumps({"step": step, "split": config.input.eval_split,
+                    "dataset": config.input.dataset, **result}))
+  return 0
+
+
+def run():
+  try:
+    sys.exit(main())
+  except (ValueError, data.DatasetNotPreparedError) as e:
+    print(f"mnv2-eval: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  run()

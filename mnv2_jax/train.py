@@ -1,0 +1,259 @@
+"""`train_and_evaluate(config, workdir)`: the training loop, from config to summary.json.
+
+Order of events (each numbered step happens before the next can write or compile anything):
+1. `validate.check_config` and `validate.check_workdir`: bad fields, an unprepared dataset, an
+   unwritable workdir or a batch that does not split over the devices raise a clear error.
+2. Mesh over all devices of all processes; state created already replicated (jit with
+   `out_shardings`), or restored from the latest checkpoint in `workdir` (exact resume).
+3. Loop: the data stream is a pure function of (seed, step) and dropout keys are
+   `fold_in(rng, step)`, so a resumed run is bit-identical to an uninterrupted one. Metrics stay
+   on device between log steps; non-finite losses are detected at every log step and before
+   every checkpoint, so a diverged state is never saved.
+4. Evaluation (exact: padded + masked) of the EMA weights when the EMA is on, periodic async
+   checkpoints, SIGTERM = save and stop (`Preempted`), final summary written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import numpy as np
+
+from mnv2_jax import checkpointing
+from mnv2_jax import compile_cache
+from mnv2_jax import complexity
+from mnv2_jax import data
+from mnv2_jax import logging as mlog
+from mnv2_jax import optim
+from mnv2_jax import parallel
+from mnv2_jax import steps as steps_lib
+from mnv2_jax import train_state
+from mnv2_jax import validate
+
+
+class Preempted(RuntimeError):
+  """SIGTERM received: the state was checkpointed and training stopped cleanly."""
+
+
+class _SigtermFlag:
+  """Turns SIGTERM into a flag checked at step boundaries (main thread only)."""
+
+  def __init__(self):
+    self.set = False
+    self._old = None
+
+  def __enter__(self):
+    try:
+      self._old = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread (e.g. some test runners)
+      self._old = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM: checkpointing and stopping at the next step boundary.")
+    self.set = True
+
+  def __exit__(self, *exc):
+    if self._old is not None:
+      signal.signal(signal.SIGTERM, self._old)
+
+
+def _periodic(step: int, every: int, total: int) -> bool:
+  return step == total or (every > 0 and step % every == 0)
+
+
+def _run_summary(config, cplx, extra: dict[str, Any]) -> dict[str, Any]:
+  m = config.model
+  v2 = m.name == "mobilenet_v2"
+  return {
+      "model": m.name, "width_multiplier": m.width_multiplier,
+      "resolution": config.input.resolution,
+      "expansion_factor": m.expansion_factor if v2 else None,
+      "bottleneck_activation": m.bottleneck_activation if v2 else None,
+      "shortcut": m.shortcut if v2 else None,
+      "seed": config.seed, "dataset": config.input.dataset,
+      "madds": cplx.madds, "params": cplx.params, "params_no_bn": cplx.params_no_bn,
+      "run_name": config.wandb.name, "group": config.wandb.group, **extra}
+
+
+def config_from_json(saved: dict[str, Any]):
+  """The run config back from a workdir's config.json (extra top-level numbers are kept)."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return ml_collections.ConfigDict(saved)
+
+
+def evaluate(eval_step, variables, config, mesh) -> dict[str, float]:
+  """Exact evaluation over the whole eval split (every example counted once)."""
+  totals = None
+  batches = data.make_eval_iterator(
+      config.input, global_batch_size=config.input.eval_batch_size,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  for local in batches:
+    out = eval_step(variables, parallel.global_batch(mesh, local))
+    totals = out if totals is None else jax.tree.map(lambda a, b: a + b, totals, out)
+  totals = jax.device_get(totals)
+  count = float(totals["count"])
+  return {"eval/loss": float(totals["loss"]) / count, "eval/top1": float(totals["top1"]) / count,
+          "eval/top5": float(totals["top5"]) / count, "eval/count": count}
+
+
+def recalibrate_bn(bn_step, variables, config, mesh, num_batches: int):
+  """Batch-norm statistics recomputed as the average over `num_batches` training batches."""
+  stream = data.make_train_iterator(
+      config.input, global_batch_size=config.input.global_batch_size, seed=config.seed + 1,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  total = None
+  for _ in range(num_batches):
+    stats = bn_step(variables, parallel.global_batch(mesh, next(stream)))
+    total = stats if total is None else jax.tree.map(lambda a, b: a + b, total, stats)
+  return {**variables, "batch_stats": jax.tree.map(lambda t: t / num_batches, total)}
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
+  """Trains `config` in `workdir` (resuming if a checkpoint is there); returns the summary."""
+  info = validate.check_config(config)
+  validate.check_workdir(workdir, config)
+  if config.compile_cache_dir != "off":
+    compile_cache.enable(config.compile_cache_dir or None)
+  mesh = parallel.make_mesh()
+  logging.info("mesh: %d devices over %d processes", jax.device_count(), jax.process_count())
+  global_batch = config.input.global_batch_size
+  parallel.check_batch_size(global_batch)
+  parallel.check_batch_size(config.input.eval_batch_size, "input.eval_batch_size")
+
+  steps_per_epoch = max(1, info.num_train // global_batch)
+  total_steps = (config.train.num_steps if config.train.num_steps > 0
+                 else max(1, math.ceil(config.train.num_epochs * steps_per_epoch)))
+  eval_every = (config.train.eval_every_steps if config.train.eval_every_steps > 0
+                else max(1, round(config.train.eval_every_epochs * steps_per_epoch)))
+  model = train_state.build_model(config.model, info.num_classes)
+  cplx = complexity.analyze(model, config.input.resolution)
+  tx, schedule = optim.make_optimizer(config.optim, steps_per_epoch=steps_per_epoch,
+                                      global_batch_size=global_batch, total_steps=total_steps)
+  ema_decay = config.optim.ema_decay
+  replicated = parallel.replicated(mesh)
+
+  def create():
+    return train_state.create(model, tx, seed=config.seed, resolution=config.input.resolution,
+                              ema=ema_decay > 0)
+
+  abstract = jax.eval_shape(create)
+  state_sharding = jax.tree.map(lambda _: replicated, abstract)
+  ckpt = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints,
+                                    every_steps=config.train.checkpoint_every_steps)
+  meta: dict[str, Any] = {}
+  start = ckpt.latest_step()
+  if start is not None:
+    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, state_sharding)
+    state, meta = ckpt.restore(target)
+    logging.info("Resumed from checkpoint step %d in %s", start, ckpt.directory)
+  else:
+    state = jax.jit(create, out_shardings=state_sharding)()
+    start = 0
+
+  writer = mlog.create_writers(
+      workdir, config.wandb, process_index=jax.process_index(),
+      config_dict={**config.to_dict(), "madds": cplx.madds, "params": cplx.params,
+                   "params_no_bn": cplx.params_no_bn, "num_classes": info.num_classes,
+                   "steps_per_epoch": steps_per_epoch, "total_steps": total_steps},
+      resume_step=start, wandb_run_id=meta.get("wandb_run_id"))
+  base = _run_summary(config, cplx, {"steps": total_steps,
+                                     "epochs": total_steps / steps_per_epoch})
+  best = {"best/top1": meta.get("best/top1", -1.0), "best/top5": meta.get("best/top5", -1.0),
+          "best_step": meta.get("best_step", -1)}
+  wall_before = float(meta.get("wall_time_s", 0.0))
+  t0 = time.time()
+
+  def summary(status: str, final: dict | None = None, **extra) -> dict[str, Any]:
+    s = {**base, **best, "status": status, "wall_time_s": wall_before + time.time() - t0,
+         **extra}
+    if final:
+      s.update({"final/top1": final["eval/top1"], "final/top5": final["eval/top5"],
+                "final/loss": final["eval/loss"]})
+    return s
+
+  def meta_now() -> dict[str, Any]:
+    return {**best, "wall_time_s": wall_before + time.time() - t0,
+            "wandb_run_id": writer.run_id}
+
+  writer.write_summary(summary("running"))
+  train_step = jax.jit(
+      steps_lib.make_train_step(model, tx, schedule, num_classes=info.num_classes,
+                                label_smoothing=config.optim.label_smoothing,
+                                ema_decay=ema_decay),
+      in_shardings=(state_sharding, parallel.batch_sharding(mesh)),
+      out_shardings=(state_sharding, replicated), donate_argnums=(0,))
+  eval_step = jax.jit(steps_lib.make_eval_step(model))
+  bn_step = jax.jit(steps_lib.make_bn_stats_step(model))
+  stream = data.make_train_iterator(
+      config.input, global_batch_size=global_batch, seed=config.seed, start_step=start,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  progress = mlog.ConsoleProgress(total_steps, global_batch, start_step=start)
+  pending: list[tuple[int, dict]] = []
+
+  def flush_metrics() -> dict[str, float]:
+    """Fetches the metrics since the last flush; raises if any loss is not finite."""
+    nonlocal pending
+    fetched = jax.device_get([m for _, m in pending])
+    for (s, _), m in zip(pending, fetched):
+      if not np.isfinite(m["loss"]):
+        writer.write_summary(summary("failed", error=f"non-finite loss at step {s}"))
+        raise FloatingPointError(
+            f"non-finite training loss ({m['loss']}) at step {s}; stopped. The last good "
+            f"checkpoint (step {ckpt.latest_step()}) in {ckpt.directory} is kept.")
+    means = {f"train/{k}": float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+    pending = []
+    return means
+
+  def eval_variables(state) -> dict:
+    """The EMA weights and statistics when the EMA is on (and evaluated), else the raw ones."""
+    if ema_decay > 0 and config.train.eval_ema:
+      return {"params": state.ema_params, "batch_stats": state.ema_batch_stats}
+    return {"params": state.params, "batch_stats": state.batch_stats}
+
+  final = None
+  with _SigtermFlag() as sigterm:
+    for step in range(start + 1, total_steps + 1):
+      state, metrics = train_step(state, parallel.global_batch(mesh, next(stream)))
+      pending.append((step, metrics))
+      if _periodic(step, config.train.log_every_steps, total_steps) or sigterm.set:
+        scalars = flush_metrics()
+        scalars.update(progress.update(step, scalars))
+        writer.write_scalars(step, scalars)
+      if _periodic(step, eval_every, total_steps):
+        variables = eval_variables(state)
+        if config.train.bn_recalibration_batches > 0:
+          variables = recalibrate_bn(bn_step, variables, config, mesh,
+                                     config.train.bn_recalibration_batches)
+        final = evaluate(eval_step, variables, config, mesh)
+        if final["eval/top1"] > best["best/top1"]:
+          best.update({"best/top1": final["eval/top1"], "best/top5": final["eval/top5"],
+                       "best_step": step})
+        writer.write_scalars(step, final)
+        logging.info("step %d eval: top1 %.4f top5 %.4f loss %.4f", step,
+                     final["eval/top1"], final["eval/top5"], final["eval/loss"])
+        progress.reset_window(step)
+      if _periodic(step, ckpt.every_steps, total_steps) or sigterm.set:
+        if pending:
+          flush_metrics()
+        ckpt.save(step, state, meta_now(), wait=sigterm.set or step == total_steps)
+      if sigterm.set and step < total_steps:
+        writer.write_summary(summary("preempted", final))
+        ckpt.close()
+        writer.close()
+        raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {ckpt.directory}")
+
+  if final is None:  # resumed at the very end: evaluate what was restored
+    final = evaluate(eval_step, eval_variables(state), config, mesh)
+  ckpt.close()
+  result = summary("finished", final)
+  writer.write_summary(result)
+  writer.close()
+  return result
