@@ -219,41 +219,41 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     return {"params": state.params, "batch_stats": state.batch_stats}
 
   final = None
-  with _SigtermFlag() as sigterm:
-    for step in range(start + 1, total_steps + 1):
-      state, metrics = train_step(state, parallel.global_batch(mesh, next(stream)))
-      pending.append((step, metrics))
-      if _periodic(step, config.train.log_every_steps, total_steps) or sigterm.set:
-        scalars = flush_metrics()
-        scalars.update(progress.update(step, scalars))
-        writer.write_scalars(step, scalars)
-      if _periodic(step, eval_every, total_steps):
-        variables = eval_variables(state)
-        if config.train.bn_recalibration_batches > 0:
-          variables = recalibrate_bn(bn_step, variables, config, mesh,
-                                     config.train.bn_recalibration_batches)
-        final = evaluate(eval_step, variables, config, mesh)
-        if final["eval/top1"] > best["best/top1"]:
-          best.update({"best/top1": final["eval/top1"], "best/top5": final["eval/top5"],
-                       "best_step": step})
-        writer.write_scalars(step, final)
-        logging.info("step %d eval: top1 %.4f top5 %.4f loss %.4f", step,
-                     final["eval/top1"], final["eval/top5"], final["eval/loss"])
-        progress.reset_window(step)
-      if _periodic(step, ckpt.every_steps, total_steps) or sigterm.set:
-        if pending:
-          flush_metrics()
-        ckpt.save(step, state, meta_now(), wait=sigterm.set or step == total_steps)
-      if sigterm.set and step < total_steps:
-        writer.write_summary(summary("preempted", final))
-        ckpt.close()
-        writer.close()
-        raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {ckpt.directory}")
+  try:
+    with _SigtermFlag() as sigterm:
+      for step in range(start + 1, total_steps + 1):
+        state, metrics = train_step(state, parallel.global_batch(mesh, next(stream)))
+        pending.append((step, metrics))
+        if _periodic(step, config.train.log_every_steps, total_steps) or sigterm.set:
+          scalars = flush_metrics()
+          scalars.update(progress.update(step, scalars))
+          writer.write_scalars(step, scalars)
+        if _periodic(step, eval_every, total_steps):
+          variables = eval_variables(state)
+          if config.train.bn_recalibration_batches > 0:
+            variables = recalibrate_bn(bn_step, variables, config, mesh,
+                                       config.train.bn_recalibration_batches)
+          final = evaluate(eval_step, variables, config, mesh)
+          if final["eval/top1"] > best["best/top1"]:
+            best.update({"best/top1": final["eval/top1"], "best/top5": final["eval/top5"],
+                         "best_step": step})
+          writer.write_scalars(step, final)
+          logging.info("step %d eval: top1 %.4f top5 %.4f loss %.4f", step,
+                       final["eval/top1"], final["eval/top5"], final["eval/loss"])
+          progress.reset_window(step)
+        if _periodic(step, ckpt.every_steps, total_steps) or sigterm.set:
+          if pending:
+            flush_metrics()
+          ckpt.save(step, state, meta_now(), wait=sigterm.set or step == total_steps)
+        if sigterm.set and step < total_steps:
+          writer.write_summary(summary("preempted", final))
+          raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {ckpt.directory}")
 
-  if final is None:  # resumed at the very end: evaluate what was restored
-    final = evaluate(eval_step, eval_variables(state), config, mesh)
-  ckpt.close()
-  result = summary("finished", final)
-  writer.write_summary(result)
-  writer.close()
-  return result
+    if final is None:  # resumed at the very end: evaluate what was restored
+      final = evaluate(eval_step, eval_variables(state), config, mesh)
+    result = summary("finished", final)
+    writer.write_summary(result)
+    return result
+  finally:  # also on errors: finish pending (good) checkpoint writes, close the W&B run
+    ckpt.close()
+    writer.close()
