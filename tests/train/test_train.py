@@ -180,3 +180,20 @@ def test_eval_cli_keras_weights_path(capsys):
                             "--dataset=synthetic", "--batch_size=64"]) == 0
   result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert result["eval/count"] == 1024 and 0.0 <= result["eval/top1"] <= 1.0
+
+
+def test_bn_recalibration_averages_fresh_statistics():
+  config = tiny_config()
+  mesh = parallel.make_mesh()
+  seen = []
+
+  def fake_bn_step(variables, batch):   # stands in for steps.make_bn_stats_step
+    mean = jax.numpy.mean(batch["image"].astype(np.float32))
+    seen.append(float(mean))
+    return {"block_0": {"bn": {"mean": mean}}}
+
+  variables = {"params": {}, "batch_stats": {"block_0": {"bn": {"mean": -1.0}}}}
+  out = train.recalibrate_bn(fake_bn_step, variables, config, mesh, num_batches=3)
+  assert len(seen) == 3 and len(set(seen)) == 3       # three different training batches
+  assert float(out["batch_stats"]["block_0"]["bn"]["mean"]) == pytest.approx(np.mean(seen))
+  assert out["params"] is variables["params"]

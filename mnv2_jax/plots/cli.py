@@ -1,0 +1,72 @@
+"""`mnv2-plot`: paper-style figures of a sweep dir (PNG + SVG).
+
+    mnv2-plot runs/sweeps/fig6a_nonlinearity+fig6b_shortcut.digits
+    mnv2-plot runs/sweeps/fig5_pareto.paper --overlay_paper --metric best
+
+Writes into ``--out`` (default ``SWEEP_DIR/plots``): ``fig5.{png,svg}`` (top-1 vs MAdds, when
+any run finished) and ``fig6_<dataset>_w<width>_r<res>.{png,svg}`` (eval top-1 vs step, one per
+operating point with at least two variants to compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from mnv2_jax.plots import fig5
+from mnv2_jax.plots import fig6
+from mnv2_jax.plots import style
+from mnv2_jax.results import collect
+
+
+def render_all(records: Sequence[collect.RunRecord], out: str, *, metric: str = "final",
+               overlay_paper: bool = False, band: str = "minmax") -> list[str]:
+  """Writes every figure the records support; returns the written paths."""
+  paths = []
+  fig = fig5.figure(records, metric=metric, overlay_paper=overlay_paper)
+  if fig is not None:
+    paths += style.save(fig, out, "fig5")
+  for stem, fig in fig6.figures(records, band=band):
+    paths += style.save(fig, out, stem)
+  return paths
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  p = argparse.ArgumentParser(prog="mnv2-plot", description=__doc__.split("\n\n")[0])
+  p.add_argument("sweep_dir")
+  p.add_argument("--out", default=None, help="output dir (default SWEEP_DIR/plots)")
+  p.add_argument("--metric", choices=("final", "best"), default="final")
+  p.add_argument("--overlay_paper", action="store_true",
+                 help="add the 22 released checkpoints (paper Fig. 5 points) to fig5")
+  p.add_argument("--band", choices=fig6.BANDS, default="minmax",
+                 help="seed band of the Fig. 6 curves")
+  return p.parse_args(list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  try:
+    records = collect.collect(args.sweep_dir)
+  except FileNotFoundError as e:
+    print(f"mnv2-plot: {e}", file=sys.stderr)
+    return 1
+  out = args.out or os.path.join(args.sweep_dir, "plots")
+  paths = render_all(records, out, metric=args.metric, overlay_paper=args.overlay_paper,
+                     band=args.band)
+  if not paths:
+    print(f"mnv2-plot: nothing to plot in {args.sweep_dir} ({len(records)} runs)",
+          file=sys.stderr)
+    return 1
+  print("\n".join(paths))
+  return 0
+
+
+def run() -> None:
+  """Console-script entry point."""
+  sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,65 @@
+"""Matplotlib set-up shared by the figures: headless backend, paper-like style, PNG+SVG saving."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # Headless: never needs a display; set before pyplot is imported.
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+RESOLUTION_CMAP = "viridis"
+# Paper curve names (Fig. 6 legends, typo "botleneck" fixed).
+VARIANT_LABELS = {
+    "linear/bottleneck": "Linear bottleneck, shortcut between bottlenecks",
+    "relu6/bottleneck": "ReLU6 in bottleneck",
+    "linear/expansion": "Shortcut between expansions",
+    "linear/none": "No residual",
+    "v1": "MobileNetV1",
+}
+VARIANT_MARKERS = {"linear/bottleneck": "s", "relu6/bottleneck": "^", "linear/expansion": "D",
+                   "linear/none": "v", "relu6/expansion": "P", "relu6/none": "X", "v1": "o"}
+VARIANT_COLORS = {"linear/bottleneck": "tab:blue", "relu6/bottleneck": "tab:green",
+                  "linear/expansion": "tab:orange", "linear/none": "tab:red",
+                  "relu6/expansion": "tab:purple", "relu6/none": "tab:brown", "v1": "tab:gray"}
+RC = {"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+      "axes.spines.right": False, "legend.frameon": False, "figure.dpi": 100,
+      "savefig.dpi": 150, "svg.hashsalt": "mnv2_jax"}  # Fixed SVG ids: reproducible files.
+
+
+def label(variant: str) -> str:
+  return VARIANT_LABELS.get(variant, variant)
+
+
+def marker(variant: str) -> str:
+  return VARIANT_MARKERS.get(variant, "*")
+
+
+def color(variant: str) -> str:
+  return VARIANT_COLORS.get(variant, "black")
+
+
+def figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):
+  """A new figure with ``ncols`` panels in the project style."""
+  with plt.rc_context(RC):
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False,
+                             layout="constrained")
+  for ax in axes[0]:
+    ax.grid(True, alpha=0.3)
+    for side in ("top", "right"):
+      ax.spines[side].set_visible(False)
+  return fig, list(axes[0])
+
+
+def save(fig, out_dir: str, stem: str) -> list[str]:
+  """Writes ``<stem>.png`` and ``<stem>.svg``, closes the figure, returns both paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = []
+  with plt.rc_context(RC):
+    for ext in ("png", "svg"):
+      path = os.path.join(out_dir, f"{stem}.{ext}")
+      fig.savefig(path, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+      paths.append(path)
+  plt.close(fig)
+  return paths

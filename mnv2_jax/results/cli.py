@@ -1,0 +1,106 @@
+"""`mnv2-results`: tables of a sweep's runs, seed aggregates and paired deltas (CSV + Markdown).
+
+    mnv2-results runs/sweeps/fig6a_nonlinearity+fig6b_shortcut.digits
+    mnv2-results SWEEP_DIR --out results/ --metric best
+    mnv2-results SWEEP_DIR --wandb          # also a W&B "report" run (tables, charts, PNGs)
+
+Writes ``runs``, ``aggregate`` and ``deltas`` as ``.csv`` and ``.md`` plus ``report.md``
+(all tables and the delta sentences) into ``--out`` (default ``SWEEP_DIR/results``), and prints
+``report.md``. Exit code 1 if the sweep dir holds no runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from mnv2_jax.results import collect
+from mnv2_jax.results import stats
+from mnv2_jax.results import tables
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  p = argparse.ArgumentParser(prog="mnv2-results", description=__doc__.split("\n\n")[0])
+  p.add_argument("sweep_dir")
+  p.add_argument("--out", default=None, help="output dir (default SWEEP_DIR/results)")
+  p.add_argument("--metric", choices=("final", "best"), default="final",
+                 help="which top-1 the aggregates and deltas use")
+  p.add_argument("--baseline", default=tables.BASELINE_VARIANT,
+                 help="variant the deltas are taken against")
+  p.add_argument("--confidence", type=float, default=stats.DEFAULT_CONFIDENCE)
+  p.add_argument("--bootstrap", type=int, default=stats.DEFAULT_BOOTSTRAP,
+                 help="bootstrap resamples (fixed RNG seed 0)")
+  p.add_argument("--wandb", action="store_true",
+                 help="log the tables, charts and plots as one W&B run (job_type=report)")
+  p.add_argument("--wandb_mode", default="auto", help="auto|online|offline|disabled")
+  return p.parse_args(list(argv))
+
+
+def build(records, metric: str, baseline: str, confidence: float, n_boot: int):
+  """(runs, aggregate, deltas) row lists."""
+  return (tables.run_rows(records),
+          tables.aggregate_rows(records, metric, confidence),
+          tables.delta_rows(records, metric, baseline, confidence, n_boot))
+
+
+def report_markdown(sweep_dir: str, runs, aggregate, deltas, metric: str) -> str:
+  parts = [f"# Results of {sweep_dir}", "",
+           f"{len(runs)} runs; aggregates and deltas over finished runs, {metric} top-1 (%).", ""]
+  if deltas:
+    parts += ["## Paired comparisons", ""] + [f"- {d['sentence']}" for d in deltas] + [""]
+  parts += ["## Aggregated over seeds (mean, sample std, 95% t-interval)", "",
+            tables.to_markdown(aggregate), "## Deltas vs baseline (points)", "",
+            tables.to_markdown([{k: v for k, v in d.items() if k != "sentence"}
+                                for d in deltas]),
+            "## Every run", "", tables.to_markdown(runs)]
+  return "\n".join(parts)
+
+
+def write_outputs(out: str, runs, aggregate, deltas, report: str) -> list[str]:
+  os.makedirs(out, exist_ok=True)
+  paths = []
+  for name, rows in (("runs", runs), ("aggregate", aggregate), ("deltas", deltas)):
+    for ext, text in (("csv", tables.to_csv(rows)), ("md", tables.to_markdown(rows))):
+      path = os.path.join(out, f"{name}.{ext}")
+      with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+      paths.append(path)
+  path = os.path.join(out, "report.md")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(report)
+  return paths + [path]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  try:
+    records = collect.collect(args.sweep_dir)
+  except FileNotFoundError as e:
+    print(f"mnv2-results: {e}", file=sys.stderr)
+    return 1
+  if not records:
+    print(f"mnv2-results: no runs under {args.sweep_dir}", file=sys.stderr)
+    return 1
+  runs, aggregate, deltas = build(records, args.metric, args.baseline, args.confidence,
+                                  args.bootstrap)
+  report = report_markdown(args.sweep_dir, runs, aggregate, deltas, args.metric)
+  out = args.out or os.path.join(args.sweep_dir, "results")
+  write_outputs(out, runs, aggregate, deltas, report)
+  print(report)
+  if args.wandb:
+    from mnv2_jax.results import wandb_report  # pylint: disable=g-import-not-at-top
+    run_dir = wandb_report.log_report(records, runs, aggregate, deltas, out=out,
+                                      mode=args.wandb_mode, metric=args.metric)
+    print(f"# W&B report run: {run_dir}", file=sys.stderr)
+  return 0
+
+
+def run() -> None:
+  """Console-script entry point."""
+  sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()

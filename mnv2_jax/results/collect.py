@@ -1,0 +1,217 @@
+"""Collecting the runs of a sweep dir into flat records (one per run workdir).
+
+Sources, in order of preference, for each ``<sweep_dir>/<run>/``:
+
+1. ``summary.json`` (+ ``config.json``, ``metrics.jsonl``): the trainer's ground truth.
+2. the W&B run under ``<run>/wandb/`` (``mnv2_jax.logging.read_offline_run``) when there is no
+   summary.json (e.g. the workdir was lost but the W&B run dir was kept/copied): config,
+   summary (``eval/top1`` max/last as the writer aggregates it) and history.
+3. ``config.json`` + ``metrics.jsonl`` alone (an interrupted run): the best/last eval so far.
+
+Accuracies are fractions in [0, 1] as the trainer writes them; tables and plots show percent.
+``sweep.json`` (written by ``mnv2-sweep``) tells which studies asked for each run; without it,
+the study names are recovered from the run's W&B tags when they match ``experiments/*.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from absl import logging as absl_logging
+
+from mnv2_jax.logging import jsonl
+from mnv2_jax.sweeps import compute
+from mnv2_jax.sweeps import runner
+
+OUTPUTS = frozenset({"wandb_sweeps", "results", "plots"})  # What our tools write, not runs.
+
+
+@dataclasses.dataclass
+class RunRecord:
+  """One run, flattened. ``curve`` is [(step, eval top-1 fraction), ...]."""
+  name: str
+  workdir: str
+  status: str
+  source: str                 # summary | wandb | metrics
+  model: str
+  width: float
+  resolution: int
+  bottleneck_activation: str
+  shortcut: str
+  expansion_factor: float
+  seed: int
+  dataset: str | None = None
+  madds: int | None = None
+  params: int | None = None
+  params_no_bn: int | None = None
+  final_top1: float | None = None
+  final_top5: float | None = None
+  best_top1: float | None = None
+  best_top5: float | None = None
+  best_step: int | None = None
+  steps: int | None = None
+  epochs: float | None = None
+  wall_time_s: float | None = None
+  group: str | None = None
+  studies: tuple[str, ...] = ()
+  curve: tuple[tuple[int, float], ...] = ()
+
+  @property
+  def variant(self) -> str:
+    """"v1", or "<activation>/<shortcut>" (plus "/t<factor>" when not 6) for V2."""
+    if self.model == "mobilenet_v1":
+      return "v1"
+    v = f"{self.bottleneck_activation}/{self.shortcut}"
+    return v if self.expansion_factor == 6 else f"{v}/t{self.expansion_factor:g}"
+
+  @property
+  def point(self) -> tuple[str, str | None, float, int]:
+    """The operating point: (model, dataset, width, resolution)."""
+    return (self.model, self.dataset, self.width, self.resolution)
+
+  def metric(self, which: str) -> float | None:
+    return {"final": self.final_top1, "best": self.best_top1}[which]
+
+
+def _load_json(path: str) -> dict[str, Any]:
+  if not os.path.isfile(path):
+    return {}
+  try:
+    with open(path, encoding="utf-8") as f:
+      value = json.load(f)
+    return value if isinstance(value, dict) else {}
+  except (OSError, json.JSONDecodeError) as e:
+    absl_logging.warning("could not read %s: %s", path, e)
+    return {}
+
+
+def _curve(rows: list[dict[str, Any]], key: str = "eval/top1") -> tuple[tuple[int, float], ...]:
+  points: dict[int, float] = {}
+  for row in rows:
+    step = row.get("step", row.get("_step"))
+    value = row.get(key)
+    if isinstance(step, int) and isinstance(value, (int, float)):
+      points[step] = float(value)  # Last value at a step wins (resumed runs).
+  return tuple(sorted(points.items()))
+
+
+def _max_of(value: Any) -> Any:
+  """W&B summaries of max/last-aggregated metrics are dicts: {"max": .., "last": ..}."""
+  return value.get("max") if isinstance(value, dict) else value
+
+
+def _last_of(value: Any) -> Any:
+  return value.get("last") if isinstance(value, dict) else value
+
+
+def _from_wandb(workdir: str) -> tuple[dict, dict, list] | None:
+  if not os.path.isdir(os.path.join(workdir, "wandb")):
+    return None
+  from mnv2_jax.logging import read_offline_run  # pylint: disable=g-import-not-at-top
+  try:
+    run = read_offline_run(workdir, reader="parser")
+  except (OSError, ValueError) as e:
+    absl_logging.warning("%s: no readable W&B run (%s)", workdir, e)
+    return None
+  if run["job_type"] not in (None, "train"):
+    return None  # e.g. the mnv2-results report run, not a training run.
+  summary = dict(run["summary"])
+  summary.setdefault("status", "finished" if run["finished"] and run["exit_code"] == 0
+                     else "failed" if run["finished"] else "running")
+  for k in ("top1", "top5"):
+    summary.setdefault(f"final/{k}", _last_of(summary.get(f"eval/{k}")))
+    summary.setdefault(f"best/{k}", _max_of(summary.get(f"eval/{k}")))
+  summary.setdefault("group", run["group"])
+  summary.setdefault("run_name", run["name"])
+  summary["_tags"] = run["tags"]
+  return summary, run["config"], run["history"]
+
+
+def read_run(workdir: str, studies: tuple[str, ...] = ()) -> RunRecord | None:
+  """The record of one run workdir, or None if it has no usable files."""
+  summary = _load_json(os.path.join(workdir, runner.SUMMARY))
+  config = _load_json(os.path.join(workdir, "config.json"))
+  history = jsonl.read_metrics(os.path.join(workdir, jsonl.METRICS_FILE))
+  source = "summary" if summary else "metrics"
+  if not summary:
+    from_wandb = _from_wandb(workdir)
+    if from_wandb is not None:
+      summary, wb_config, wb_history = from_wandb
+      config = config or wb_config
+      history = history or wb_history
+      source = "wandb"
+  if not summary and not config:
+    return None
+  model_cfg = config.get("model", {})
+  input_cfg = config.get("input", {})
+  curve = _curve(history)
+
+  def pick(key, default=None):
+    value = summary.get(key)
+    if key.startswith(("final/", "best/")) and isinstance(value, (int, float)) and value < 0:
+      value = None  # The trainer's "no eval yet" placeholder (-1).
+    return default if value is None else value
+
+  if not studies:
+    studies = _study_tags(summary.get("_tags") or config.get("wandb", {}).get("tags") or ())
+
+  record = RunRecord(
+      name=pick("run_name") or os.path.basename(os.path.normpath(workdir)),
+      workdir=workdir,
+      status=runner.run_status(workdir) if source != "wandb" else summary["status"],
+      source=source,
+      model=pick("model", model_cfg.get("name", "mobilenet_v2")),
+      width=float(pick("width_multiplier", model_cfg.get("width_multiplier", 1.0))),
+      resolution=int(pick("resolution", input_cfg.get("resolution", 224))),
+      bottleneck_activation=pick("bottleneck_activation",
+                                 model_cfg.get("bottleneck_activation", "linear")),
+      shortcut=pick("shortcut", model_cfg.get("shortcut", "bottleneck")),
+      expansion_factor=float(pick("expansion_factor", model_cfg.get("expansion_factor", 6))),
+      seed=int(pick("seed", config.get("seed", 0))),
+      dataset=pick("dataset", input_cfg.get("dataset")),
+      madds=pick("madds"), params=pick("params"), params_no_bn=pick("params_no_bn"),
+      final_top1=pick("final/top1"), final_top5=pick("final/top5"),
+      best_top1=pick("best/top1"), best_top5=pick("best/top5"), best_step=pick("best_step"),
+      steps=pick("steps"), epochs=pick("epochs"), wall_time_s=pick("wall_time_s"),
+      group=pick("group", config.get("wandb", {}).get("group")),
+      studies=tuple(studies), curve=curve)
+  if record.best_top1 is None and curve:  # Interrupted: best/last eval so far.
+    best_step, best = max(curve, key=lambda p: (p[1], -p[0]))
+    record.best_top1, record.best_step = best, best_step
+  if record.madds is None and model_cfg and input_cfg:
+    try:  # Counted with 1000 classes; the trainer's own count wins when present.
+      record.madds = compute.forward_madds(config)
+    except (KeyError, ValueError, TypeError):
+      pass
+  return record
+
+
+def read_manifest(sweep_dir: str) -> dict[str, Any]:
+  return _load_json(os.path.join(sweep_dir, "sweep.json"))
+
+
+def _study_tags(tags) -> tuple[str, ...]:
+  """Study names among a run's W&B tags (``mnv2-sweep`` tags runs with them)."""
+  return tuple(t for t in tags if isinstance(t, str) and t.startswith(("fig", "variant_")))
+
+
+def collect(sweep_dir: str) -> list[RunRecord]:
+  """Every run under ``sweep_dir`` (manifest runs first, in manifest order, then the rest)."""
+  if not os.path.isdir(sweep_dir):
+    raise FileNotFoundError(f"no sweep dir {sweep_dir!r}")
+  manifest = read_manifest(sweep_dir)
+  listed = {r["name"]: tuple(r.get("studies", ())) for r in manifest.get("runs", [])}
+  names = list(listed) + sorted(
+      e for e in os.listdir(sweep_dir)
+      if e not in listed and os.path.isdir(os.path.join(sweep_dir, e)) and e not in OUTPUTS)
+  records = []
+  for name in names:
+    workdir = os.path.join(sweep_dir, name)
+    studies = listed.get(name, ())
+    record = read_run(workdir, studies) if os.path.isdir(workdir) else None
+    if record is not None:
+      records.append(record)
+  return records

@@ -1,0 +1,61 @@
+"""Writing constructed run workdirs (the trainer's file contract) for tests and demos.
+
+``write_run`` produces ``config.json``, ``metrics.jsonl`` and ``summary.json`` exactly as the
+trainer documents them (accuracies as fractions), from numbers the caller chooses, so results
+and plotting code can be tested against known inputs without training anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from mnv2_jax.sweeps import compute
+
+
+def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
+              resolution: int = 32, bottleneck_activation: str = "linear",
+              shortcut: str = "bottleneck", expansion_factor: float = 6.0, seed: int = 0,
+              dataset: str = "sklearn_digits", curve: Sequence[tuple[int, float]] = (),
+              status: str | None = "finished", final_top1: float | None = None,
+              best_top1: float | None = None, top5: float | None = None,
+              group: str = "test", name: str | None = None, tags: Sequence[str] = (),
+              wall_time_s: float = 60.0, write_summary: bool = True) -> str:
+  """Writes one fake run; ``final_top1``/``best_top1`` default to the curve's last/max."""
+  os.makedirs(workdir, exist_ok=True)
+  name = name or os.path.basename(os.path.normpath(workdir))
+  config = {
+      "seed": seed,
+      "model": {"name": model, "width_multiplier": width, "expansion_factor": expansion_factor,
+                "bottleneck_activation": bottleneck_activation, "shortcut": shortcut},
+      "input": {"dataset": dataset, "resolution": resolution, "global_batch_size": 64},
+      "train": {"num_epochs": 12.0, "num_steps": -1},
+      "wandb": {"group": group, "name": name, "tags": list(tags)},
+  }
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    json.dump(config, f)
+  with open(os.path.join(workdir, "metrics.jsonl"), "w", encoding="utf-8") as f:
+    for step, top1 in curve:
+      f.write(json.dumps({"step": step, "train/loss": 1.0, "eval/top1": top1,
+                          "eval/top5": top5 if top5 is not None else min(1.0, top1 + 0.05),
+                          "eval/loss": 1.0}) + "\n")
+  if write_summary and status is not None:
+    if final_top1 is None and curve:
+      final_top1 = curve[-1][1]
+    if best_top1 is None and curve:
+      best_top1 = max(v for _, v in curve)
+    best_step = max(curve, key=lambda p: p[1])[0] if curve else None
+    summary: dict[str, Any] = {
+        "status": status, "model": model, "width_multiplier": width, "resolution": resolution,
+        "expansion_factor": expansion_factor, "bottleneck_activation": bottleneck_activation,
+        "shortcut": shortcut, "seed": seed, "dataset": dataset,
+        "madds": compute.forward_madds(config, num_classes=10), "params": 1_000_000,
+        "params_no_bn": 990_000, "final/top1": final_top1, "final/top5": top5,
+        "best/top1": best_top1, "best/top5": top5, "best_step": best_step,
+        "steps": curve[-1][0] if curve else 0, "epochs": 12.0, "wall_time_s": wall_time_s,
+        "run_name": name, "group": group}
+    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
+      json.dump(summary, f)
+  return workdir

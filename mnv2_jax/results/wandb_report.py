@@ -1,0 +1,79 @@
+"""A W&B "report" run for a sweep: result tables, scatter/line charts and the PNG figures.
+
+One run with ``job_type="report"`` in the sweep's group (so it sits next to the training runs
+in the W&B UI), logged through ``mnv2_jax.logging.WandbWriter`` (offline when there is no
+login; never raises). Logged keys: ``results/runs``, ``results/aggregate``, ``results/deltas``
+(``wandb.Table``), ``results/top1_vs_madds`` (``wandb.plot.scatter``), ``results/curves``
+(``wandb.plot.line``, one stroke per variant and operating point) and ``plots/<figure>``
+(``wandb.Image`` of each PNG); the summary holds the delta sentences.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from mnv2_jax.logging import WandbWriter
+from mnv2_jax.plots import cli as plots_cli
+from mnv2_jax.plots import fig6
+from mnv2_jax.results import collect
+from mnv2_jax.sweeps import runner
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+  columns = list(rows[0]) if rows else []
+  return columns, [[r.get(c) for c in columns] for r in rows]
+
+
+def _group(records: Sequence[collect.RunRecord], out: str) -> str:
+  groups = collections.Counter(r.group for r in records if r.group)
+  return groups.most_common(1)[0][0] if groups else os.path.basename(os.path.abspath(out))
+
+
+def curve_rows(records: Sequence[collect.RunRecord]) -> list[list[Any]]:
+  """[step, mean top-1 %, series] rows of every Fig. 6 curve (series = variant @ point)."""
+  rows = []
+  by_series = collections.defaultdict(list)
+  for r in records:
+    if r.model == "mobilenet_v2" and r.curve:
+      by_series[f"{r.variant} w{r.width:g} r{r.resolution}"].append(r.curve)
+  for series, curves in sorted(by_series.items()):
+    steps, mean, _, _, _ = fig6.seed_band(curves)
+    rows += [[int(s), float(100 * m), series] for s, m in zip(steps, mean)]
+  return rows
+
+
+def log_report(records: Sequence[collect.RunRecord], runs, aggregate, deltas, *, out: str,
+               mode: str = "auto", metric: str = "final", project: str = "mnv2_jax",
+               group: str | None = None) -> str | None:
+  """Logs the report run under ``out``; returns its local run dir (None if W&B is off)."""
+  group = group or _group(records, out)
+  writer = WandbWriter(out, mode=mode, project=project, group=group, job_type="report",
+                       name=f"{group}-report", tags=["report"],
+                       config={"metric": metric, "runs": len(records)})
+  for key, rows in (("runs", runs), ("aggregate", aggregate), ("deltas", deltas)):
+    if rows:
+      writer.log_table(f"results/{key}", *_table(rows))
+  points = [[r.madds / 1e6, 100 * r.metric(metric), r.variant, r.width, r.resolution, r.seed]
+            for r in records
+            if r.status == runner.FINISHED and r.madds and r.metric(metric) is not None]
+  if points:
+    writer.log_plot("results/top1_vs_madds", "scatter",
+                    ["mmadds", "top1", "variant", "width", "resolution", "seed"], points,
+                    x="mmadds", y="top1", title=f"{metric} top-1 vs MAdds")
+  curves = curve_rows(records)
+  if curves:
+    writer.log_plot("results/curves", "line", ["step", "top1", "series"], curves, x="step",
+                    y="top1", stroke="series", title="eval top-1 vs step (mean over seeds)")
+  for path in plots_cli.render_all(records, os.path.join(out, "plots"), metric=metric):
+    if path.endswith(".png"):
+      stem = os.path.splitext(os.path.basename(path))[0]
+      writer.log_image(f"plots/{stem}", path, caption=stem)
+  writer.write_summary({"runs": len(records),
+                        "finished": sum(r.status == runner.FINISHED for r in records),
+                        "comparisons": [d["sentence"] for d in deltas]})
+  run_dir = writer.run_dir
+  writer.close()
+  return run_dir

@@ -1,0 +1,118 @@
+"""Turning (base config, overrides) into a resolved, validated config, exactly as the CLI would.
+
+Why the CLI path: the trainer reads ``--config=<file>[:arg] --config.a.b=v`` through
+``ml_collections.config_flags``; parsing our overrides through the same code (a fresh
+``flags.FlagValues`` and ``sys_argv=``, see shared/reference/ecosystem.md §3.3) catches unknown
+keys (the config is locked), values of the wrong type and unparsable strings before any run
+starts. ``build_model`` then constructs the Flax module, whose ``__post_init__`` raises
+ValueError on bad fields (e.g. ``shortcut="expanshun"``), and expands its spec at the run's
+resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ml_collections
+
+
+class InvalidRunError(ValueError):
+  """A run's overrides do not give a valid config or model."""
+
+
+def format_value(value: Any) -> str:
+  """A value as ``config_flags`` parses it back: tuples as Python literals, the rest str()."""
+  if isinstance(value, (tuple, list)):
+    inner = ", ".join(json.dumps(v) if isinstance(v, str) else repr(v) for v in value)
+    return f"({inner},)" if len(value) == 1 else f"({inner})"
+  if isinstance(value, float):
+    return repr(value)
+  if value is None:
+    raise ValueError("None cannot be passed as a --config override")
+  return str(value)
+
+
+def override_flags(overrides: Mapping[str, Any]) -> list[str]:
+  """``{"model.shortcut": "none"}`` -> ``["--config.model.shortcut=none"]`` (insertion order)."""
+  return [f"--config.{k}={format_value(v)}" for k, v in overrides.items()]
+
+
+def config_path(base_config: str) -> str:
+  """``"configs/small.py:dataset=cifar10"`` -> ``"configs/small.py"``."""
+  return base_config.split(":", 1)[0]
+
+
+def _ensure_importable(base_config: str) -> None:
+  """Config files do ``from configs import common``: put the dir holding ``configs/`` first."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(config_path(base_config))))
+  if root not in sys.path:
+    sys.path.insert(0, root)
+
+
+def load_config(base_config: str, flags_argv: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """Parses ``--config=<base_config> <flags_argv...>`` with ``config_flags`` (fresh flags)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  if not os.path.isfile(config_path(base_config)):
+    raise InvalidRunError(f"config file {config_path(base_config)!r} does not exist "
+                          f"(paths are relative to {os.getcwd()})")
+  _ensure_importable(base_config)
+  argv = ["mnv2-sweep", f"--config={base_config}", *flags_argv]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, flag_values=values, lock_config=True,
+                                  sys_argv=argv)
+  try:
+    with warnings.catch_warnings():  # config_flags imports the file with load_module().
+      warnings.simplefilter("ignore", DeprecationWarning)
+      values(argv)
+      return values.config
+  except Exception as e:  # absl/ml_collections raise many types; report them uniformly.
+    raise InvalidRunError(f"{' '.join(argv[1:])}: {type(e).__name__}: {e}") from e
+
+
+def build_model(config: ml_collections.ConfigDict):
+  """Builds the run's model and optimizer as the trainer does; raises InvalidRunError.
+
+  Uses the trainer's own ``train_state.build_model`` and ``optim.make_optimizer`` (with
+  placeholder durations, as ``mnv2_jax.validate.check_config`` does), expands the model at the
+  run's resolution and checks ``wandb.mode``. Not checked here, because they need the
+  dataset: that it is prepared, and duration-dependent limits (warm-up longer than a
+  ``train.num_steps`` run); the trainer checks those at start-up.
+  """
+  from mnv2_jax import logging as mlog  # pylint: disable=g-import-not-at-top
+  from mnv2_jax import optim  # pylint: disable=g-import-not-at-top
+  from mnv2_jax import train_state  # pylint: disable=g-import-not-at-top
+
+  try:
+    if config.wandb.mode not in mlog.WANDB_MODES:
+      raise ValueError(f"wandb.mode must be one of {mlog.WANDB_MODES}, got "
+                       f"{config.wandb.mode!r}")
+    model = train_state.build_model(config.model, num_classes=10)
+    model.spec(int(config.input.resolution))
+    optim.make_optimizer(config.optim, steps_per_epoch=100, global_batch_size=96,
+                         total_steps=10_000_000)
+  except (ValueError, TypeError, KeyError) as e:
+    raise InvalidRunError(f"model {dict(config.model)} at resolution "
+                          f"{config.input.resolution}: {e}") from e
+  return model
+
+
+def resolve(base_config: str, overrides: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """The resolved config of one run; raises InvalidRunError if it or its model is invalid."""
+  config = load_config(base_config, override_flags(overrides))
+  build_model(config)
+  return config
+
+
+def get_path(config: Any, key: str) -> Any:
+  """``get_path(config, "model.shortcut")`` for a ConfigDict or nested dict."""
+  node = config
+  for part in key.split("."):
+    node = node[part]
+  return node

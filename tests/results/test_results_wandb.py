@@ -1,0 +1,60 @@
+"""W&B paths, with the real client offline: reading runs that have no summary.json, and the
+``--wandb`` report run (tables, charts, images), checked by reading what W&B recorded."""
+
+from __future__ import annotations
+
+import os
+
+from mnv2_jax.logging import WandbWriter
+from mnv2_jax.logging import read_offline_run
+from mnv2_jax.results import cli
+from mnv2_jax.results import collect
+from mnv2_jax.results import testing
+
+
+def test_run_without_summary_is_read_from_its_offline_wandb_run(tmp_path):
+  workdir = str(tmp_path / "sweep" / "v2_w0.5_r32_linear_none_s1")
+  config = {"seed": 1, "model": {"name": "mobilenet_v2", "width_multiplier": 0.5,
+                                 "expansion_factor": 6.0, "bottleneck_activation": "linear",
+                                 "shortcut": "none"},
+            "input": {"dataset": "sklearn_digits", "resolution": 32}}
+  writer = WandbWriter(workdir, mode="offline", group="grp", name="v2_w0.5_r32_linear_none_s1",
+                       config=config)
+  assert writer.mode == "offline"
+  for step, top1 in ((10, 0.5), (20, 0.75), (30, 0.7)):
+    writer.write_scalars(step, {"eval/top1": top1, "eval/top5": top1 + 0.1})
+  writer.write_summary({"madds": 1_234_567})
+  writer.close()
+  assert not os.path.exists(os.path.join(workdir, "summary.json"))
+  (record,) = collect.collect(str(tmp_path / "sweep"))
+  assert record.source == "wandb" and record.status == "finished"
+  assert (record.variant, record.width, record.seed, record.group) == (
+      "linear/none", 0.5, 1, "grp")
+  assert (record.best_top1, record.final_top1, record.madds) == (0.75, 0.7, 1_234_567)
+  assert record.curve == ((10, 0.5), (20, 0.75), (30, 0.7))
+
+
+def test_wandb_report_run(tmp_path):
+  sweep = tmp_path / "sweep"
+  for act, finals in (("linear", (0.9, 0.92)), ("relu6", (0.88, 0.91))):
+    for seed, final in enumerate(finals):
+      testing.write_run(str(sweep / f"{act}_s{seed}"), bottleneck_activation=act, seed=seed,
+                        curve=[(10, final - 0.2), (20, final)], group="grp")
+  assert cli.main([str(sweep), "--wandb", "--wandb_mode=offline"]) == 0
+  out = str(sweep / "results")
+  run = read_offline_run(out, reader="parser")
+  assert (run["job_type"], run["group"], run["name"]) == ("report", "grp", "grp-report")
+  keys = set().union(*(row.keys() for row in run["history"]))
+  for key in ("results/runs", "results/aggregate", "results/deltas",
+              "results/top1_vs_madds", "results/curves"):
+    assert any(k.startswith(key) for k in keys), (key, keys)
+  assert any(k.startswith("plots/fig6_") for k in keys)
+  assert run["summary"]["runs"] == 4
+  (sentence,) = run["summary"]["comparisons"]
+  assert sentence.startswith("bottleneck_activation=relu6 is 1.50 ± ")
+  assert os.path.exists(os.path.join(out, "plots", "fig5.png"))
+  # The report run is not mistaken for a training run, even outside results/.
+  assert len(collect.collect(str(sweep))) == 4
+  os.rename(out, str(sweep / "copied_report"))
+  assert sorted(r.name for r in collect.collect(str(sweep))) == [
+      "linear_s0", "linear_s1", "relu6_s0", "relu6_s1"]
