@@ -1,14 +1,49 @@
-"""Test-wide setup: CPU only, quiet TensorFlow, deterministic and fast compiles."""
+"""Test-wide setup: CPU only, quiet TensorFlow, a shared compile cache, W&B isolated.
+
+W&B isolation (every test module): every inherited ``WANDB_*`` variable is removed (so a
+developer's key, project or sweep id cannot change what a test sees), ``NETRC`` points at a
+file that does not exist and ``WANDB_BASE_URL`` at a closed local port, so code that tried to go
+online fails fast instead of reaching the internet; wandb's data/cache/config/artifact dirs go
+to a tmp dir. Module scope, so the changes end with each module. Subprocesses started by tests
+inherit the same environment.
+
+Note: test directories such as ``tests/logging`` have no ``__init__.py`` on purpose: with one,
+``tests/`` on ``sys.path`` could let ``tests/logging`` shadow the standard library ``logging``.
+"""
 
 import os
+import socket
+
+import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("WANDB_SILENT", "true")
 # One persistent JAX compilation cache for the whole test session (and its subprocesses): the
 # trainer tests compile the same tiny train step in several processes.
 os.environ.setdefault("MNV2_JAX_CACHE_DIR", os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache",
     "mnv2_jax_compile_cache"))
+
+
+def _closed_port() -> int:
+  """A local TCP port with nothing listening (bound, then released)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _isolated_wandb_env(tmp_path_factory):
+  root = tmp_path_factory.mktemp("wandb_home")
+  with pytest.MonkeyPatch.context() as mp:
+    for key in list(os.environ):
+      if key.startswith("WANDB_"):
+        mp.delenv(key)
+    mp.setenv("NETRC", str(root / "no_such_netrc"))
+    mp.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    for name, sub in (("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"),
+                      ("WANDB_CONFIG_DIR", "config"), ("WANDB_ARTIFACT_DIR", "artifacts")):
+      mp.setenv(name, str(root / sub))
+    mp.setenv("WANDB_SILENT", "true")
+    yield

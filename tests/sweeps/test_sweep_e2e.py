@@ -22,10 +22,7 @@ TINY = ["--set", "train.num_steps=6", "--set", "optim.warmup_epochs=0",
 
 
 @pytest.mark.slow
-def test_digits_sweep_report_from_real_runs(tmp_path, monkeypatch):
-  for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
-    monkeypatch.setenv(var, str(tmp_path / var.lower()))
-  monkeypatch.delenv("WANDB_API_KEY", raising=False)
+def test_digits_sweep_report_from_real_runs(tmp_path):
   sweep_dir = str(tmp_path / "sweep")
   rc = launch.main(["experiments/fig6b_shortcut.py", "--preset=digits", "--seeds=1",
                     f"--sweep_dir={sweep_dir}", "--only=bottleneck|none", "--parallel=2",

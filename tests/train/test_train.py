@@ -15,31 +15,16 @@ from mnv2_jax import train
 from tests.train.helpers import tiny_config
 
 
-@pytest.fixture
-def wandb_sandbox(tmp_path, monkeypatch):
-  for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
-    monkeypatch.setenv(var, str(tmp_path / var.lower()))
-  monkeypatch.delenv("WANDB_MODE", raising=False)
-  monkeypatch.delenv("WANDB_API_KEY", raising=False)
-
-
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, _isolated_wandb_env):
   """One tiny run, W&B offline, shared by the read-only tests below."""
   workdir = str(tmp_path_factory.mktemp("run"))
-  mp = pytest.MonkeyPatch()
-  base = tmp_path_factory.mktemp("wandb_home")
-  for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
-    mp.setenv(var, str(base / var.lower()))
-  mp.delenv("WANDB_MODE", raising=False)
-  mp.delenv("WANDB_API_KEY", raising=False)
   config = tiny_config()
   config.wandb.mode = "offline"
   config.wandb.group = "pytest_group"
   config.wandb.tags = ("digits", "pytest")
   config.wandb.name = "tiny"
   summary = train.train_and_evaluate(config, workdir)
-  mp.undo()
   return workdir, summary
 
 
