@@ -1,0 +1,185 @@
+"""Depthwise 2-D convolution with TF "SAME" padding, in several interchangeable formulations.
+
+Why more than one: XLA's grouped convolution (``feature_group_count = C``) is slow on CPU, and its
+backward pass is a known weak spot on GPU as well (jax#13800, flax#4207). A 3x3 depthwise conv is
+only nine multiply-adds per output element, so writing it as nine shifted, strided slices of the
+padded input lets XLA fuse it into one loop nest.
+
+All implementations take the same arguments and compute the same function (to float tolerance):
+
+    y[n, i, j, c] = sum_{di, dj} x_pad[n, s*i + di, s*j + dj, c] * kernel[di, dj, 0, c]
+
+with ``x_pad`` padded exactly as TensorFlow's "SAME" (for stride 2 on even input: 0 before, 1
+after), so results match slim/Keras checkpoints.
+
+Implementations (``IMPLEMENTATIONS``):
+
+* ``"xla"``: ``lax.conv_general_dilated`` with ``feature_group_count = C``; JAX autodiff gives a
+  grouped conv for the input gradient and a ``batch_group_count`` conv for the weight gradient.
+* ``"taps"``: nine shifted (strided) slices times a per-channel scale, summed; JAX autodiff.
+* ``"taps_vjp"``: the same forward with a hand-written backward (``jax.custom_vjp``): the input
+  gradient is the transposed taps -- a correlation of the gradient with the flipped kernel, for
+  stride > 1 done per output phase (polyphase: each of the s*s phases of ``dx`` only sees the taps
+  congruent to it, so no multiply touches an inserted zero) and interleaved back; the weight
+  gradient is nine ``sum(tap * dy)`` reductions accumulated in float32, emitted together so XLA
+  can fuse them into one pass. Residuals are just ``x`` and the kernel.
+
+The kernel layout is Flax's grouped-conv layout ``(kh, kw, 1, C)`` so parameters are identical
+whichever implementation is selected.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+IMPLEMENTATIONS = ("xla", "taps", "taps_vjp")
+"""Concrete implementations; ``"auto"`` resolves to one of these per backend."""
+
+# Measured choice per backend (see benchmarks/RESULTS.md, "depthwise micro-benchmark" and the
+# full training step). GPU/TPU keep the library conv: no GPU measurement exists yet.
+_AUTO = {"cpu": "taps_vjp"}
+_AUTO_DEFAULT = "xla"
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+  """TF "SAME" padding (before, after) for one spatial dimension."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def resolve_impl(impl: str, backend: str | None = None) -> str:
+  """Maps ``"auto"`` to the fastest implementation for ``backend`` (default: JAX's backend)."""
+  if impl == "auto":
+    backend = backend or jax.default_backend()
+    return _AUTO.get(backend, _AUTO_DEFAULT)
+  if impl not in IMPLEMENTATIONS:
+    raise ValueError(
+        f"depthwise_impl must be one of {IMPLEMENTATIONS + ('auto',)}, got {impl!r}")
+  return impl
+
+
+def _depthwise_xla(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  kh, kw = kernel.shape[:2]
+  pads = [same_padding(x.shape[1], kh, stride), same_padding(x.shape[2], kw, stride)]
+  return lax.conv_general_dilated(
+      x, kernel, window_strides=(stride, stride), padding=pads,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
+
+
+def _pad_same(x: jax.Array, kh: int, kw: int, stride: int) -> jax.Array:
+  """Zero-pads the spatial dims of NHWC ``x`` as TF SAME does."""
+  pads = (same_padding(x.shape[1], kh, stride), same_padding(x.shape[2], kw, stride))
+  return jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+
+
+def _tap(xp: jax.Array, di: int, dj: int, ho: int, wo: int, stride: int) -> jax.Array:
+  """The (ho, wo) window of padded ``xp`` that kernel tap (di, dj) multiplies."""
+  n, _, _, c = xp.shape
+  return lax.slice(xp, (0, di, dj, 0),
+                   (n, di + (ho - 1) * stride + 1, dj + (wo - 1) * stride + 1, c),
+                   (1, stride, stride, 1))
+
+
+def _depthwise_taps(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  _, h, w, _ = x.shape
+  kh, kw = kernel.shape[:2]
+  xp = _pad_same(x, kh, kw, stride)
+  ho, wo = -(-h // stride), -(-w // stride)
+  out = None
+  for di in range(kh):
+    for dj in range(kw):
+      term = _tap(xp, di, dj, ho, wo, stride) * kernel[di, dj, 0]
+      out = term if out is None else out + term
+  return out
+
+
+def _input_grad(g: jax.Array, kernel: jax.Array, x_shape: tuple[int, ...],
+                stride: int) -> jax.Array:
+  """Transpose of the taps forward w.r.t. ``x``: scatter ``g * k[di, dj]`` back to each tap.
+
+  Polyphase form: the padded-input row ``p = stride * q + r`` only receives taps ``di`` with
+  ``di = r (mod stride)``, from output row ``i = q - (di - r) // stride``. So phase ``(r, t)`` is
+  a small stride-1 correlation of ``g`` (zero-padded in front) with those taps, and the phases
+  are interleaved by a stack + reshape. For stride 1 there is one phase: a correlation of the
+  padded gradient with the flipped kernel.
+  """
+  n, h, w, c = x_shape
+  _, ho, wo, _ = g.shape
+  kh, kw = kernel.shape[:2]
+  (pt, _), (pl, _) = same_padding(h, kh, stride), same_padding(w, kw, stride)
+  # Phase grid covering padded rows [0, stride * qh) and columns [0, stride * qw).
+  qh, qw = -(-(pt + h) // stride), -(-(pl + w) // stride)
+  sh, sw = (kh - 1) // stride, (kw - 1) // stride  # Largest backward shift of a phase.
+  # gp[a, b] = g[a - sh, b - sw], zero outside; long enough for every phase's window.
+  gp = jnp.pad(g, ((0, 0), (sh, max(qh - ho, 0)), (sw, max(qw - wo, 0)), (0, 0)))
+  phases = []
+  for r in range(stride):
+    row = []
+    for t in range(stride):
+      acc = None
+      for di in range(r, kh, stride):
+        for dj in range(t, kw, stride):
+          a, b = sh - (di - r) // stride, sw - (dj - t) // stride
+          term = lax.slice(gp, (0, a, b, 0), (n, a + qh, b + qw, c)) * kernel[di, dj, 0]
+          acc = term if acc is None else acc + term
+      if acc is None:  # Kernel smaller than stride: this phase gets nothing.
+        acc = jnp.zeros((n, qh, qw, c), g.dtype)
+      row.append(acc)
+    phases.append(row)
+  if stride == 1:
+    dxp = phases[0][0]
+  else:
+    # (n, qh, r, qw, t, c) -> (n, stride * qh, stride * qw, c) interleaves the phases.
+    dxp = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)
+    dxp = dxp.reshape(n, stride * qh, stride * qw, c)
+  return lax.slice(dxp, (0, pt, pl, 0), (n, pt + h, pl + w, c))
+
+
+def _weight_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, ...],
+                 stride: int) -> jax.Array:
+  """dk[di, dj, 0, c] = sum_{n, i, j} tap_{di, dj}[n, i, j, c] * g[n, i, j, c], float32 sums."""
+  kh, kw = kernel_shape[:2]
+  _, ho, wo, _ = g.shape
+  xp = _pad_same(x, kh, kw, stride)
+  g32 = g.astype(jnp.float32)
+  sums = [jnp.sum(_tap(xp, di, dj, ho, wo, stride).astype(jnp.float32) * g32, axis=(0, 1, 2))
+          for di in range(kh) for dj in range(kw)]
+  return jnp.stack(sums).reshape(kernel_shape)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _depthwise_taps_vjp(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  return _depthwise_taps(x, kernel, stride)
+
+
+def _taps_vjp_fwd(x, kernel, stride):
+  return _depthwise_taps(x, kernel, stride), (x, kernel)
+
+
+def _taps_vjp_bwd(stride, res, g):
+  x, kernel = res
+  dx = _input_grad(g, kernel, x.shape, stride).astype(x.dtype)
+  dk = _weight_grad(x, g, kernel.shape, stride).astype(kernel.dtype)
+  return dx, dk
+
+
+_depthwise_taps_vjp.defvjp(_taps_vjp_fwd, _taps_vjp_bwd)
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
+                   impl: str = "auto") -> jax.Array:
+  """Depthwise conv of NHWC ``x`` with a ``(kh, kw, 1, C)`` kernel, TF SAME padding."""
+  if kernel.ndim != 4 or kernel.shape[2] != 1 or kernel.shape[3] != x.shape[-1]:
+    raise ValueError(
+        f"depthwise kernel must have shape (kh, kw, 1, {x.shape[-1]}), got {kernel.shape}")
+  impl = resolve_impl(impl)
+  if impl == "xla":
+    return _depthwise_xla(x, kernel, stride)
+  if impl == "taps_vjp":
+    return _depthwise_taps_vjp(x, kernel, stride)
+  return _depthwise_taps(x, kernel, stride)
