@@ -42,15 +42,6 @@ flags.DEFINE_integer("process_id", None, "This process's index (multihost).")
 flags.mark_flag_as_required("workdir")
 
 
-def _hide_gpus_from_tensorflow():
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.set_visible_devices([], "GPU")
-  except ImportError:
-    pass
-
-
 class _QuietLibraries:
   """absl log filter: INFO chatter from orbax/jax internals is dropped, warnings kept."""
 
@@ -67,7 +58,6 @@ def main(argv):
     import jax  # pylint: disable=g-import-not-at-top
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                                FLAGS.process_id)
-  _hide_gpus_from_tensorflow()
   from mnv2_jax import train  # pylint: disable=g-import-not-at-top
   config = FLAGS.config
   try:
