@@ -93,7 +93,7 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
   return rows
 
 
-def _load_dict(path: str) -> dict[str, Any]:
+def load_json_object(path: str) -> dict[str, Any]:
   """The JSON object in ``path``, or {} (with a warning if it exists but is unreadable)."""
   if not os.path.exists(path):
     return {}
@@ -152,8 +152,8 @@ class JsonlWriter:
       if dropped:
         absl_logging.info("Resuming at step %d: dropped %d metric lines from %s",
                           step, dropped, self.metrics_path)
-    self._config = _load_dict(self.config_path) if step > 0 else {}
-    self._summary = _load_dict(self.summary_path) if step > 0 else {}
+    self._config = load_json_object(self.config_path) if step > 0 else {}
+    self._summary = load_json_object(self.summary_path) if step > 0 else {}
     return dropped
 
   def _open_file(self):

@@ -16,7 +16,6 @@ the study names are recovered from the run's W&B tags when they match ``experime
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -76,18 +75,6 @@ class RunRecord:
     return {"final": self.final_top1, "best": self.best_top1}[which]
 
 
-def _load_json(path: str) -> dict[str, Any]:
-  if not os.path.isfile(path):
-    return {}
-  try:
-    with open(path, encoding="utf-8") as f:
-      value = json.load(f)
-    return value if isinstance(value, dict) else {}
-  except (OSError, json.JSONDecodeError) as e:
-    absl_logging.warning("could not read %s: %s", path, e)
-    return {}
-
-
 def _curve(rows: list[dict[str, Any]], key: str = "eval/top1") -> tuple[tuple[int, float], ...]:
   points: dict[int, float] = {}
   for row in rows:
@@ -132,8 +119,8 @@ def _from_wandb(workdir: str) -> tuple[dict, dict, list] | None:
 
 def read_run(workdir: str, studies: tuple[str, ...] = ()) -> RunRecord | None:
   """The record of one run workdir, or None if it has no usable files."""
-  summary = _load_json(os.path.join(workdir, runner.SUMMARY))
-  config = _load_json(os.path.join(workdir, "config.json"))
+  summary = jsonl.load_json_object(os.path.join(workdir, runner.SUMMARY))
+  config = jsonl.load_json_object(os.path.join(workdir, "config.json"))
   history = jsonl.read_metrics(os.path.join(workdir, jsonl.METRICS_FILE))
   source = "summary" if summary else "metrics"
   if not summary:
@@ -190,7 +177,7 @@ def read_run(workdir: str, studies: tuple[str, ...] = ()) -> RunRecord | None:
 
 
 def read_manifest(sweep_dir: str) -> dict[str, Any]:
-  return _load_json(os.path.join(sweep_dir, "sweep.json"))
+  return jsonl.load_json_object(os.path.join(sweep_dir, "sweep.json"))
 
 
 def _study_tags(tags) -> tuple[str, ...]:
