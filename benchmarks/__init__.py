@@ -1,0 +1,1 @@
+"""Benchmarks: JAX vs PyTorch throughput, depthwise micro-benchmark, compile time."""
