@@ -118,14 +118,14 @@ def recalibrate_bn(bn_step, variables, config, mesh, num_batches: int):
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming if a checkpoint is there); returns the summary."""
   info = validate.check_config(config)
+  global_batch = config.input.global_batch_size
+  parallel.check_batch_size(global_batch)
+  parallel.check_batch_size(config.input.eval_batch_size, "input.eval_batch_size")
   validate.check_workdir(workdir, config)
   if config.compile_cache_dir != "off":
     compile_cache.enable(config.compile_cache_dir or None)
   mesh = parallel.make_mesh()
   logging.info("mesh: %d devices over %d processes", jax.device_count(), jax.process_count())
-  global_batch = config.input.global_batch_size
-  parallel.check_batch_size(global_batch)
-  parallel.check_batch_size(config.input.eval_batch_size, "input.eval_batch_size")
 
   steps_per_epoch = max(1, info.num_train // global_batch)
   total_steps = (config.train.num_steps if config.train.num_steps > 0

@@ -127,6 +127,7 @@ def test_batch_not_divisible_by_devices(tmp_path, monkeypatch):
   monkeypatch.setattr(parallel.jax, "device_count", lambda: 3)
   with pytest.raises(ValueError, match="input.global_batch_size=16 must be a positive multiple"):
     train.train_and_evaluate(tiny_config(), str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()      # nothing written before the error
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
