@@ -44,10 +44,7 @@ def _checkpoint_variables(args, config):
     raise ValueError(f"no checkpoint in {args.workdir!r}")
   state, _ = ckpt.restore(abstract, step)
   ckpt.close()
-  if ema and not args.raw:
-    variables = {"params": state.ema_params, "batch_stats": state.ema_batch_stats}
-  else:
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
+  variables = train_state.eval_variables(state, use_ema=ema and not args.raw)
   return model, variables, step
 
 

@@ -212,11 +212,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     pending = []
     return means
 
-  def eval_variables(state) -> dict:
-    """The EMA weights and statistics when the EMA is on (and evaluated), else the raw ones."""
-    if ema_decay > 0 and config.train.eval_ema:
-      return {"params": state.ema_params, "batch_stats": state.ema_batch_stats}
-    return {"params": state.params, "batch_stats": state.batch_stats}
+  use_ema = ema_decay > 0 and config.train.eval_ema
 
   final = None
   try:
@@ -229,7 +225,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
           scalars.update(progress.update(step, scalars))
           writer.write_scalars(step, scalars)
         if _periodic(step, eval_every, total_steps):
-          variables = eval_variables(state)
+          variables = train_state.eval_variables(state, use_ema=use_ema)
           if config.train.bn_recalibration_batches > 0:
             variables = recalibrate_bn(bn_step, variables, config, mesh,
                                        config.train.bn_recalibration_batches)
@@ -250,7 +246,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
           raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {ckpt.directory}")
 
     if final is None:  # resumed at the very end: evaluate what was restored
-      final = evaluate(eval_step, eval_variables(state), config, mesh)
+      final = evaluate(eval_step, train_state.eval_variables(state, use_ema=use_ema),
+                       config, mesh)
     result = summary("finished", final)
     writer.write_summary(result)
     return result

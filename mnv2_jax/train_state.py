@@ -32,6 +32,13 @@ class TrainState:
   rng: jax.Array  # raw uint32 key data (checkpointable)
 
 
+def eval_variables(state: TrainState, *, use_ema: bool) -> dict:
+  """Variables to evaluate: the EMA weights and BN statistics, or the raw ones."""
+  if use_ema:
+    return {"params": state.ema_params, "batch_stats": state.ema_batch_stats}
+  return {"params": state.params, "batch_stats": state.batch_stats}
+
+
 def build_model(model_cfg, num_classes: int):
   """The Flax module described by `config.model` (raises ValueError naming a bad field)."""
   fields = dict(model_cfg)
