@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from mnv2_jax import spec as spec_lib
+from mnv2_jax.ops import batchnorm as bn_ops
 from mnv2_jax.ops import depthwise as dw_ops
 
 KERNEL_INITS = ("slim", "lecun_normal", "he_normal")
@@ -38,14 +39,6 @@ def kernel_initializer(name: str):
   if name == "he_normal":
     return jax.nn.initializers.he_normal()
   raise ValueError(f"kernel_init must be one of {KERNEL_INITS}, got {name!r}")
-
-
-def activation(name: str, x: jax.Array) -> jax.Array:
-  if name == "relu6":
-    return jnp.clip(x, 0, 6)
-  if name == "linear":
-    return x
-  raise ValueError(f"activation must be one of {spec_lib.ACTIVATIONS}, got {name!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +77,38 @@ class Conv(nn.Module):
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+class BatchNormAct(nn.Module):
+  """Batch norm followed by an activation, with `flax.linen.BatchNorm`'s variables and maths.
+
+  Variables: params `scale` (ones), `bias` (zeros); batch_stats `mean` (zeros), `var` (ones, the
+  biased batch variance is averaged in). Training: batch statistics (global batch, see the module
+  docstring) and running averages updated unless initialising; inference: running statistics.
+  Statistics and normalisation in float32, output in `dtype`. The maths is in `ops.batchnorm`
+  (one folded multiply-add per element: measurably faster on CPU than flax's BatchNorm + clip).
+  """
+  activation: str
+  momentum: float
+  epsilon: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    c = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+    x = x.astype(self.dtype)
+    if not train:
+      return bn_ops.inference_act(x, ra_mean.value, ra_var.value, scale, bias, self.epsilon,
+                                  self.activation)
+    y, mean, var = bn_ops.batch_norm_act(x, scale, bias, self.epsilon, self.activation)
+    if not self.is_initializing():
+      ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+      ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+    return y
+
+
 class ConvBNAct(nn.Module):
   """`spec.Layer` of op conv/depthwise: conv -> batch norm -> activation."""
   layer: spec_lib.Layer
@@ -93,10 +118,8 @@ class ConvBNAct(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     num = self.numerics
     x = Conv(self.layer, num, name="conv")(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=num.bn_momentum,
-                     epsilon=num.bn_epsilon, dtype=num.dtype, param_dtype=jnp.float32,
-                     name="bn")(x)
-    return activation(self.layer.activation, x)
+    return BatchNormAct(self.layer.activation, num.bn_momentum, num.bn_epsilon, num.dtype,
+                        name="bn")(x, train=train)
 
 
 class LayerGroup(nn.Module):

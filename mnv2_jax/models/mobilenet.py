@@ -112,7 +112,9 @@ class MobileNetV2(_MobileNet):
     dtype: compute dtype (parameters stay float32), "float32" / "bfloat16" or a jnp dtype.
     bn_momentum, bn_epsilon: TF defaults of slim's training scope (0.997, 1e-3).
     kernel_init: "slim" (truncated normal 0.09), "lecun_normal" or "he_normal".
-    depthwise_impl: "auto", "xla" (grouped conv) or "taps" (shifted multiply-adds).
+    depthwise_impl: "auto" (CPU: "native", else "xla"), "xla" (grouped conv), "taps"
+      (shifted multiply-adds), "taps_vjp" (taps + hand-written backward) or "native" (C++ XLA
+      FFI kernels, CPU only); see `mnv2_jax.ops.depthwise`. Same parameters whichever runs.
   """
   expansion_factor: float = 6
   bottleneck_activation: str = "linear"

@@ -23,6 +23,13 @@ Implementations (``IMPLEMENTATIONS``):
   congruent to it, so no multiply touches an inserted zero) and interleaved back; the weight
   gradient is nine ``sum(tap * dy)`` reductions accumulated in float32, emitted together so XLA
   can fuse them into one pass. Residuals are just ``x`` and the kernel.
+* ``"native"`` (CPU only): the three passes as C++ XLA FFI custom calls (``ops/native``), each
+  reading its inputs once; the weight gradient in particular avoids the nine shifted copies that
+  XLA:CPU materialises for ``taps_vjp``. Float32 inside (other dtypes are cast). Built with the
+  system C++ compiler on first use and cached.
+
+``"auto"`` picks per backend: CPU -> ``native`` (``taps_vjp`` if no C++ compiler is available),
+GPU/TPU -> ``xla``. Measurements behind the choice are in benchmarks/RESULTS.md.
 
 The kernel layout is Flax's grouped-conv layout ``(kh, kw, 1, C)`` so parameters are identical
 whichever implementation is selected.
@@ -34,15 +41,19 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-IMPLEMENTATIONS = ("xla", "taps", "taps_vjp")
+from mnv2_jax.ops import native
+
+IMPLEMENTATIONS = ("xla", "taps", "taps_vjp", "native")
 """Concrete implementations; ``"auto"`` resolves to one of these per backend."""
 
 # Measured choice per backend (see benchmarks/RESULTS.md, "depthwise micro-benchmark" and the
 # full training step). GPU/TPU keep the library conv: no GPU measurement exists yet.
-_AUTO = {"cpu": "taps_vjp"}
+_AUTO = {"cpu": "native"}
 _AUTO_DEFAULT = "xla"
+_NATIVE_FALLBACK = "taps_vjp"  # What "auto" uses on CPU when the native kernels cannot be built.
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -54,12 +65,21 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 def resolve_impl(impl: str, backend: str | None = None) -> str:
   """Maps ``"auto"`` to the fastest implementation for ``backend`` (default: JAX's backend)."""
-  if impl == "auto":
-    backend = backend or jax.default_backend()
-    return _AUTO.get(backend, _AUTO_DEFAULT)
-  if impl not in IMPLEMENTATIONS:
+  if impl not in IMPLEMENTATIONS + ("auto",):
     raise ValueError(
         f"depthwise_impl must be one of {IMPLEMENTATIONS + ('auto',)}, got {impl!r}")
+  backend = backend or jax.default_backend()
+  if impl == "auto":
+    impl = _AUTO.get(backend, _AUTO_DEFAULT)
+    if impl == "native" and not native.available():
+      impl = _NATIVE_FALLBACK
+    return impl
+  if impl == "native":
+    if backend != "cpu":
+      raise ValueError(
+          f"depthwise_impl='native' runs on the CPU backend only (backend here: {backend!r}); "
+          f"use one of {tuple(i for i in IMPLEMENTATIONS if i != 'native') + ('auto',)}")
+    native.ensure_registered()
   return impl
 
 
@@ -171,6 +191,43 @@ def _taps_vjp_bwd(stride, res, g):
 _depthwise_taps_vjp.defvjp(_taps_vjp_fwd, _taps_vjp_bwd)
 
 
+def _native_call(target: str, a: jax.Array, b: jax.Array, out_shape: tuple[int, ...],
+                 stride: int, pads: tuple[int, int]) -> jax.Array:
+  call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(out_shape, jnp.float32),
+                          vmap_method="sequential")
+  return call(a.astype(jnp.float32), b.astype(jnp.float32), stride=np.int64(stride),
+              pad_top=np.int64(pads[0]), pad_left=np.int64(pads[1]))
+
+
+def _native_pads(x_shape, kernel_shape, stride) -> tuple[int, int]:
+  return (same_padding(x_shape[1], kernel_shape[0], stride)[0],
+          same_padding(x_shape[2], kernel_shape[1], stride)[0])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _depthwise_native(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  n, h, w, c = x.shape
+  out_shape = (n, -(-h // stride), -(-w // stride), c)
+  y = _native_call("Mnv2DepthwiseForward", x, kernel, out_shape, stride,
+                   _native_pads(x.shape, kernel.shape, stride))
+  return y.astype(x.dtype)
+
+
+def _native_fwd(x, kernel, stride):
+  return _depthwise_native(x, kernel, stride), (x, kernel)
+
+
+def _native_bwd(stride, res, g):
+  x, kernel = res
+  pads = _native_pads(x.shape, kernel.shape, stride)
+  dx = _native_call("Mnv2DepthwiseInputGrad", g, kernel, x.shape, stride, pads)
+  dk = _native_call("Mnv2DepthwiseWeightGrad", x, g, kernel.shape, stride, pads)
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_depthwise_native.defvjp(_native_fwd, _native_bwd)
+
+
 def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
                    impl: str = "auto") -> jax.Array:
   """Depthwise conv of NHWC ``x`` with a ``(kh, kw, 1, C)`` kernel, TF SAME padding."""
@@ -182,4 +239,6 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
     return _depthwise_xla(x, kernel, stride)
   if impl == "taps_vjp":
     return _depthwise_taps_vjp(x, kernel, stride)
+  if impl == "native":
+    return _depthwise_native(x, kernel, stride)
   return _depthwise_taps(x, kernel, stride)

@@ -115,26 +115,28 @@ def test_other_kernel_sizes_and_strides(kernel, stride, hw):
     np.testing.assert_allclose(np.asarray(dk), ref_dk, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("impl", ["taps_vjp", "native"])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_custom_vjp_check_grads(stride):
+def test_custom_vjp_check_grads(stride, impl):
   x, kern, _ = _inputs(7, 8, stride)
-  f = lambda x, k: dw.depthwise_conv(x, k, stride, "taps_vjp")
+  f = lambda x, k: dw.depthwise_conv(x, k, stride, impl)
   check_grads(f, (jnp.asarray(x), jnp.asarray(kern)), order=1, modes=("rev",), atol=2e-2,
               rtol=2e-2)
 
 
-def test_custom_vjp_under_vmap_and_second_jit():
+@pytest.mark.parametrize("impl", ["taps_vjp", "native"])
+def test_custom_vjp_under_vmap_and_second_jit(impl):
   """The custom VJP composes with vmap (per-example grads) and nested jit."""
   x, kern, g = _inputs(6, 6, 2)
-  per_ex = jax.vmap(lambda xi, gi: _grads("taps_vjp", xi[None], kern, gi[None], 2,
+  per_ex = jax.vmap(lambda xi, gi: _grads(impl, xi[None], kern, gi[None], 2,
                                           "float32")[1])(jnp.asarray(x), jnp.asarray(g))
-  total = _grads("taps_vjp", x, kern, g, 2, "float32")[1]
+  total = _grads(impl, x, kern, g, 2, "float32")[1]
   np.testing.assert_allclose(np.asarray(per_ex.sum(0)), np.asarray(total), rtol=1e-5,
                              atol=1e-4)
 
 
-def test_resolve_impl():
-  assert dw.resolve_impl("auto", "cpu") == "taps_vjp"
+def test_resolve_impl(monkeypatch):
+  assert dw.resolve_impl("auto", "cpu") == "native"
   assert dw.resolve_impl("auto", "gpu") == "xla"
   assert dw.resolve_impl("auto", "tpu") == "xla"
   assert dw.resolve_impl("auto") in IMPLS
@@ -142,6 +144,25 @@ def test_resolve_impl():
     assert dw.resolve_impl(impl) == impl
   with pytest.raises(ValueError, match="depthwise_impl"):
     dw.resolve_impl("cudnn")
+  with pytest.raises(ValueError, match="depthwise_impl='native' runs on the CPU backend only"):
+    dw.resolve_impl("native", "gpu")
+  # Without a usable C++ toolchain "auto" falls back to the best pure-XLA formulation.
+  monkeypatch.setattr(dw.native, "available", lambda: False)
+  assert dw.resolve_impl("auto", "cpu") == "taps_vjp"
+
+
+@pytest.mark.parametrize("c", [32, 48, 77])
+@pytest.mark.parametrize("stride,hw", [(1, (9, 7)), (2, (8, 8)), (2, (7, 10))])
+def test_native_channel_blocks_match_numpy(c, stride, hw):
+  """The native kernels vectorise 32-channel blocks plus a remainder: cover both paths."""
+  x, kern, g = _inputs(*hw, stride, c=c, seed=c)
+  y = jax.jit(dw.depthwise_conv, static_argnums=(2, 3))(jnp.asarray(x), jnp.asarray(kern),
+                                                       stride, "native")
+  np.testing.assert_allclose(np.asarray(y), np_depthwise(x, kern, stride), rtol=1e-5, atol=1e-5)
+  ref_dx, ref_dk = np_depthwise_grads(x, kern, stride, g)
+  dx, dk = _grads("native", x, kern, g, stride, "float32")
+  np.testing.assert_allclose(np.asarray(dx), ref_dx, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(dk), ref_dk, rtol=1e-5, atol=1e-4)
 
 
 def test_same_padding_matches_tensorflow():
@@ -158,8 +179,15 @@ def test_bad_kernel_shape_raises():
 
 @pytest.mark.slow  # Compiles three MobileNetV2 gradients (~30-60 s of CPU on a small box).
 def test_full_model_logits_and_gradients_agree_across_impls():
-  """MobileNetV2 0.35 @32x32: same logits (eval and train) and gradients for every impl."""
-  x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+  """MobileNetV2 0.35 @32x32: same logits (eval and train) and gradients for every impl.
+
+  Train-mode batch norm over a small batch amplifies float32 round-off layer after layer (the
+  last stages are 1x1 spatially, so each channel's statistics come from the batch alone): the
+  taps implementations sum in XLA's order and agree bit for bit, while the native kernels sum
+  in their own order and differ by ~2e-4 in the logits after ~50 such layers at batch 8 (~7e-2 at
+  batch 2). Hence batch 8 and 1e-3 tolerances here; each layer is checked to 1e-5 above.
+  """
+  x = jax.random.normal(jax.random.key(0), (8, 32, 32, 3))
   variables = MobileNetV2(width_multiplier=0.35, num_classes=10).init(
       jax.random.key(1), x, train=False)
 
@@ -180,11 +208,11 @@ def test_full_model_logits_and_gradients_agree_across_impls():
   for impl in IMPLS[1:]:
     out = jax.jit(lambda: run(impl))()
     np.testing.assert_allclose(out[0], ref[0], rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(out[1], ref[1], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-3, atol=1e-3)
     flat, flat_ref = jax.tree.leaves(out[2]), jax.tree.leaves(ref[2])
     assert len(flat) == len(flat_ref)
     # Global scale: some gradients are exactly zero in theory (a bias followed by a linear conv
     # and a train-mode batch norm), so per-leaf relative errors would compare round-off noise.
     scale = max(float(jnp.max(jnp.abs(b))) for b in flat_ref)
     for a, b in zip(flat, flat_ref):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4 * scale)
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3 * scale)

@@ -1,0 +1,62 @@
+"""Training-mode batch norm fused with its activation, written for XLA's fusion passes.
+
+Batch norm + ReLU6 after every convolution is a large part of a MobileNetV2 training step on
+CPU, all of it memory traffic. This is the same function as ``flax.linen.BatchNorm`` in training
+mode (``use_fast_variance``: var = E[x^2] - E[x]^2 clipped at 0, statistics in float32) followed
+by the activation, but the normalisation is folded into one per-channel multiply-add,
+
+    mul = scale * rsqrt(var + eps),   y = act(x * mul + (bias - mean * mul))
+
+so the forward is one two-output reduction (sum x, sum x^2) plus one elementwise pass, and
+autodiff of it gives the textbook backward: one reduction over (dy, x) and one elementwise
+pass. Measured in one process on the 2-vCPU box (MobileNetV2 1.0, 96x96, batch 32, training
+step, native depthwise, alternating repeats; see benchmarks/RESULTS.md): 87 img/s with this
+formulation vs 74 img/s with ``flax.linen.BatchNorm`` + ``clip``. A hand-written custom VJP of
+the same maths (recomputing the ReLU6 mask from ``x``) was *slower* (70 vs 79 img/s), because it
+hides the backward from XLA's fusion with the neighbouring ops; it is not used.
+tests/ops/test_batchnorm.py checks values and gradients against flax.
+
+Statistics are reductions over every axis but the last. Under ``jax.jit`` with the batch sharded
+over a mesh, XLA makes them global reductions, so batch norm sees the global batch.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = ("relu6", "linear")
+
+
+def activate(z: jax.Array, activation: str) -> jax.Array:
+  """ReLU6 (``clip(z, 0, 6)``) or identity."""
+  if activation == "relu6":
+    return jnp.clip(z, 0, 6)
+  if activation == "linear":
+    return z
+  raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
+def batch_norm_act(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
+                   activation: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(act(BN(x)), batch mean, batch variance)`` with batch statistics over all but the last axis.
+
+  ``x``: (..., C) in the compute dtype; ``scale``/``bias``: (C,) float32. The output has ``x``'s
+  dtype; mean and (biased) variance are float32, for the running averages (their gradient is
+  not used by the callers).
+  """
+  axes = tuple(range(x.ndim - 1))
+  x32 = x.astype(jnp.float32)
+  mean = jnp.mean(x32, axes)
+  var = jnp.maximum(jnp.mean(jnp.square(x32), axes) - jnp.square(mean), 0.0)
+  mul = scale * jax.lax.rsqrt(var + epsilon)
+  y = activate(x32 * mul + (bias - mean * mul), activation)
+  return y.astype(x.dtype), mean, var
+
+
+def inference_act(x: jax.Array, mean: jax.Array, var: jax.Array, scale: jax.Array,
+                  bias: jax.Array, epsilon: float, activation: str) -> jax.Array:
+  """``act(BN(x))`` with given (running) statistics, in float32, output in ``x``'s dtype."""
+  mul = scale * jax.lax.rsqrt(var + epsilon)
+  y = activate(x.astype(jnp.float32) * mul + (bias - mean * mul), activation)
+  return y.astype(x.dtype)
