@@ -100,14 +100,16 @@ def test_activation_memory_table3():
 def test_analytic_madds_agree_with_xla(model):
   # XLA's cost analysis counts 2 flops per multiply-add of the convolutions and the classifier,
   # plus the element-wise work the MAdds convention excludes: inference batch norm folded to one
-  # multiply and one add per element, ReLU6 as a max and a min, shortcut adds and the pool.
-  # So XLA/2 - analytic must be 1.5 to 2 "MAdds" (3-4 flops) per conv-output element.
-  # Measured: 1.72-1.86 for V2 and V1 at widths 0.35-1.0 and resolutions 128-224.
+  # multiply and one add per element (ops/batchnorm.py: 2 flops = 1 "MAdd"), then the ReLU6
+  # clamp, shortcut adds and the pool on top. So XLA/2 - analytic must be 1 to 2 "MAdds" per
+  # conv-output element; below 1 would mean XLA counts fewer conv MAdds than the analytic model.
+  # Measured: 1.22-1.25 for these three models (1.72-1.86 with flax's BatchNorm, which also
+  # subtracts the mean per element).
   resolution = 128
   analytic = C.analyze(model, resolution).madds
   elements = sum(l.output_elements for l in model.spec(resolution).layers if l.op != "dense")
   excess_per_element = (C.xla_madds(model, resolution) - analytic) / elements
-  assert 1.5 <= excess_per_element <= 2.0
+  assert 1.0 <= excess_per_element <= 2.0
 
 
 def test_cli_table_and_json(capsys):

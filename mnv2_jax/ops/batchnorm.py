@@ -22,8 +22,13 @@ over a mesh, XLA makes them global reductions, so batch norm sees the global bat
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from mnv2_jax.ops import native
 
 ACTIVATIONS = ("relu6", "linear")
 
@@ -42,21 +47,82 @@ def batch_norm_act(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: flo
   """``(act(BN(x)), batch mean, batch variance)`` with batch statistics over all but the last axis.
 
   ``x``: (..., C) in the compute dtype; ``scale``/``bias``: (C,) float32. The output has ``x``'s
-  dtype; mean and (biased) variance are float32, for the running averages (their gradient is
-  not used by the callers).
+  dtype; mean and (biased) variance are float32, for the running averages (they carry no
+  gradient). On CPU with float32 ``x`` the reductions run in the native kernels
+  (``use_native``); elsewhere everything is XLA.
   """
+  if activation not in ACTIVATIONS:
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+  if x.dtype == jnp.float32 and use_native():
+    return _bn_act_native(x, scale, bias, epsilon, activation)
+  return _bn_act_xla(x, scale, bias, epsilon, activation)
+
+
+def use_native() -> bool:
+  """Whether the native batch-norm reductions are used (CPU backend, kernels available)."""
+  return jax.default_backend() == "cpu" and native.available()
+
+
+def _bn_act_xla(x, scale, bias, epsilon, activation):
   axes = tuple(range(x.ndim - 1))
   x32 = x.astype(jnp.float32)
   mean = jnp.mean(x32, axes)
   var = jnp.maximum(jnp.mean(jnp.square(x32), axes) - jnp.square(mean), 0.0)
+  return _normalize(x, mean, var, scale, bias, epsilon, activation), mean, var
+
+
+def _normalize(x, mean, var, scale, bias, epsilon, activation):
   mul = scale * jax.lax.rsqrt(var + epsilon)
-  y = activate(x32 * mul + (bias - mean * mul), activation)
-  return y.astype(x.dtype), mean, var
+  y = activate(x.astype(jnp.float32) * mul + (bias - mean * mul), activation)
+  return y.astype(x.dtype)
+
+
+def _native_moments(x):
+  c = x.shape[-1]
+  out = (jax.ShapeDtypeStruct((c,), jnp.float32),) * 2
+  return jax.ffi.ffi_call("Mnv2BnMoments", out, vmap_method="sequential")(x)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _bn_act_native(x, scale, bias, epsilon, activation):
+  return _bn_act_native_fwd(x, scale, bias, epsilon, activation)[0]
+
+
+def _bn_act_native_fwd(x, scale, bias, epsilon, activation):
+  count = x.size // x.shape[-1]
+  sum_x, sum_x2 = _native_moments(x)
+  mean = sum_x / count
+  var = jnp.maximum(sum_x2 / count - jnp.square(mean), 0.0)
+  inv = jax.lax.rsqrt(var + epsilon)
+  y = activate(x * (scale * inv) + (bias - mean * scale * inv), activation)
+  return (y, mean, var), (x, scale, bias, mean, inv)
+
+
+def _bn_act_native_bwd(epsilon, activation, res, cotangents):
+  """dx = scale * inv * (dz - sum(dz) / N - xhat * sum(dz * xhat) / N); see the module doc."""
+  del epsilon
+  x, scale, bias, mean, inv = res
+  dy = cotangents[0]  # Cotangents of mean and var are ignored: they feed no loss.
+  count = x.size // x.shape[-1]
+  sums = jax.ffi.ffi_call(
+      "Mnv2BnActGradSums", (jax.ShapeDtypeStruct(scale.shape, jnp.float32),) * 2,
+      vmap_method="sequential")(dy, x, mean, inv, scale, bias,
+                                relu6=np.int64(activation == "relu6"))
+  dbias, dscale = sums
+  xhat = (x - mean) * inv
+  if activation == "relu6":
+    z = xhat * scale + bias
+    dz = jnp.where((z > 0) & (z < 6), dy, 0.0)
+  else:
+    dz = dy
+  dx = (scale * inv) * (dz - dbias / count - xhat * (dscale / count))
+  return dx, dscale, dbias
+
+
+_bn_act_native.defvjp(_bn_act_native_fwd, _bn_act_native_bwd)
 
 
 def inference_act(x: jax.Array, mean: jax.Array, var: jax.Array, scale: jax.Array,
                   bias: jax.Array, epsilon: float, activation: str) -> jax.Array:
   """``act(BN(x))`` with given (running) statistics, in float32, output in ``x``'s dtype."""
-  mul = scale * jax.lax.rsqrt(var + epsilon)
-  y = activate(x.astype(jnp.float32) * mul + (bias - mean * mul), activation)
-  return y.astype(x.dtype)
+  return _normalize(x, mean, var, scale, bias, epsilon, activation)

@@ -8,6 +8,16 @@ import pytest
 
 from mnv2_jax.models.layers import BatchNormAct
 from mnv2_jax.ops import batchnorm as bn_ops
+from mnv2_jax.ops import native
+
+
+@pytest.fixture(params=["xla", "native"])
+def path(request, monkeypatch):
+  """Runs a test once with XLA's reductions and once with the native kernels."""
+  if request.param == "native":
+    assert jax.default_backend() == "cpu" and native.available(), native.unavailable_reason()
+  monkeypatch.setattr(bn_ops, "use_native", lambda: request.param == "native")
+  return request.param
 
 
 class _FlaxReference(nn.Module):
@@ -44,7 +54,7 @@ def _setup(activation, dtype=jnp.float32, seed=0):
 
 
 @pytest.mark.parametrize("activation", ["relu6", "linear"])
-def test_train_mode_values_stats_and_gradients_match_flax(activation):
+def test_train_mode_values_stats_and_gradients_match_flax(activation, path):
   x, ours, ref, variables = _setup(activation)
   g = jnp.asarray(np.random.default_rng(1).normal(size=x.shape), jnp.float32)
 
@@ -69,7 +79,7 @@ def test_train_mode_values_stats_and_gradients_match_flax(activation):
     assert 0 < float(jnp.mean(y == 0)) < 1 and float(jnp.max(y)) <= 6
 
 
-def test_eval_mode_uses_running_statistics():
+def test_eval_mode_uses_running_statistics(path):
   x, ours, ref, variables = _setup("relu6")
   y = ours.apply(variables, x, train=False)
   np.testing.assert_allclose(y, ref.apply(variables, x, train=False), rtol=1e-5, atol=1e-5)
@@ -92,7 +102,7 @@ def test_bfloat16_compute_keeps_float32_statistics():
                upd["batch_stats"], upd_ref["batch_stats"])
 
 
-def test_running_statistics_untouched_while_initialising():
+def test_running_statistics_untouched_while_initialising(path):
   x = jnp.ones((2, 3, 3, 4)) * 5.0
   variables = _Ours("relu6").init(jax.random.key(0), x, train=True)
   np.testing.assert_array_equal(variables["batch_stats"]["bn"]["mean"], np.zeros(4))
@@ -102,3 +112,15 @@ def test_running_statistics_untouched_while_initialising():
 def test_unknown_activation_is_rejected():
   with pytest.raises(ValueError, match="activation must be one of"):
     bn_ops.batch_norm_act(jnp.ones((2, 3)), jnp.ones(3), jnp.zeros(3), 1e-3, "gelu")
+
+
+def test_native_path_is_taken_on_cpu(monkeypatch):
+  """Guards the fixture above: on CPU the float32 path really calls the native kernels."""
+  calls = []
+  monkeypatch.setattr(bn_ops, "_native_moments",
+                      lambda x, f=bn_ops._native_moments: calls.append(x.shape) or f(x))
+  x = jnp.ones((2, 3, 3, 4))
+  bn_ops.batch_norm_act(x, jnp.ones(4), jnp.zeros(4), 1e-3, "relu6")
+  assert calls == [(2, 3, 3, 4)]
+  bn_ops.batch_norm_act(x.astype(jnp.bfloat16), jnp.ones(4), jnp.zeros(4), 1e-3, "relu6")
+  assert len(calls) == 1  # bfloat16 stays in XLA.

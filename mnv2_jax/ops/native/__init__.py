@@ -1,6 +1,6 @@
 """Native (C++) XLA:CPU kernels, compiled on first use and registered as XLA FFI targets.
 
-The kernels live next to this file (``depthwise_cpu.cc``). They are built with the system C++
+The kernels live next to this file (``depthwise_cpu.cc``, ``batchnorm_cpu.cc``, ``parallel.h``). They are built with the system C++
 compiler against the XLA FFI headers shipped inside jaxlib (``jax.ffi.include_dir()``), the way
 ``torch.utils.cpp_extension.load`` builds extensions: no build step at install time, nothing to
 configure. The shared library is cached under ``$MNV2_JAX_NATIVE_DIR`` (default
@@ -31,8 +31,11 @@ import tempfile
 import jax
 import jaxlib
 
-SOURCE = pathlib.Path(__file__).with_name("depthwise_cpu.cc")
-TARGETS = ("Mnv2DepthwiseForward", "Mnv2DepthwiseInputGrad", "Mnv2DepthwiseWeightGrad")
+_DIR = pathlib.Path(__file__).parent
+SOURCES = (_DIR / "depthwise_cpu.cc", _DIR / "batchnorm_cpu.cc")
+HEADERS = (_DIR / "parallel.h",)
+TARGETS = ("Mnv2DepthwiseForward", "Mnv2DepthwiseInputGrad", "Mnv2DepthwiseWeightGrad",
+           "Mnv2BnMoments", "Mnv2BnActGradSums")
 _FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-Wno-attributes",
           "-Wno-return-type")
 
@@ -72,12 +75,12 @@ def build(verbose: bool = False) -> pathlib.Path:
   """Compiles the kernels (if not cached) and returns the shared library's path."""
   cxx = _compiler()
   include = jax.ffi.include_dir()
-  cmd = [cxx, *_FLAGS, "-I", include, str(SOURCE)]
+  cmd = [cxx, *_FLAGS, "-I", include, *map(str, SOURCES)]
   key = hashlib.sha256()
-  for part in (SOURCE.read_bytes(), " ".join(cmd[:-1]).encode(), jaxlib.__version__.encode(),
-               _cpu_signature().encode()):
+  for part in (*(p.read_bytes() for p in SOURCES + HEADERS), " ".join(cmd).encode(),
+               jaxlib.__version__.encode(), _cpu_signature().encode()):
     key.update(part)
-  out = _cache_dir() / f"depthwise_cpu-{key.hexdigest()[:16]}.so"
+  out = _cache_dir() / f"mnv2_kernels-{key.hexdigest()[:16]}.so"
   if out.exists():
     return out
   out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +90,7 @@ def build(verbose: bool = False) -> pathlib.Path:
     proc = subprocess.run(cmd + ["-o", tmp], capture_output=True, text=True)
     if proc.returncode != 0:
       raise NativeBuildError(
-          f"compiling {SOURCE.name} failed ({shlex.join(cmd)}):\n{proc.stderr[-4000:]}")
+          f"compiling the native kernels failed ({shlex.join(cmd)}):\n{proc.stderr[-4000:]}")
     if verbose:
       _log.info("built %s", out)
     os.replace(tmp, out)

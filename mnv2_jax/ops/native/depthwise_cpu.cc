@@ -18,55 +18,25 @@
 // depend on the number of threads or on scheduling (bit-reproducible runs and resumes).
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <memory>
-#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
+#include "parallel.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
+
+using mnv2::NumChunks;
+using mnv2::ParallelFor;
 
 constexpr int64_t kBlock = 32;  // Channels per register block (4 AVX2 / 2 AVX-512 vectors).
 
 struct Geometry {
   int64_t n, h, w, c, kh, kw, ho, wo, s, pt, pl;
 };
-
-// Runs body(chunk) for chunk in [0, num_chunks) on the caller and the pool.
-template <typename F>
-void ParallelFor(ffi::ThreadPool& pool, int64_t num_chunks, const F& body) {
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), num_chunks - 1);
-  if (helpers <= 0) {
-    for (int64_t i = 0; i < num_chunks; ++i) body(i);
-    return;
-  }
-  struct State {
-    std::atomic<int64_t> next{0};
-    std::atomic<int64_t> done{0};
-  };
-  auto state = std::make_shared<State>();
-  const F* fn = &body;  // Only dereferenced for a claimed chunk, i.e. while the caller waits.
-  auto work = [state, num_chunks, fn]() {
-    for (int64_t i; (i = state->next.fetch_add(1)) < num_chunks;) {
-      (*fn)(i);
-      state->done.fetch_add(1, std::memory_order_release);
-    }
-  };
-  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(work)(work));
-  work();
-  while (state->done.load(std::memory_order_acquire) < num_chunks) std::this_thread::yield();
-}
-
-// Splits `rows` into about `per_thread` chunks per thread (at least one row each).
-int64_t NumChunks(ffi::ThreadPool& pool, int64_t rows, int64_t per_thread) {
-  const int64_t threads = std::max<int64_t>(1, pool.num_threads() + 1);
-  return std::max<int64_t>(1, std::min<int64_t>(rows, threads * per_thread));
-}
 
 // Integer division rounding up / down, also for negative numerators (b > 0).
 inline int64_t CeilDiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
