@@ -16,7 +16,7 @@ CPU shared with other jobs.
 | paper | 3 (1 seed) | 3 x 420 epochs of 1.0/224: ~162 GPU-hours* |
 | imagenet_short | 9 (3 seeds) | ~104 GPU-hours* |
 | small (cifar10, 32 px) | 9 (3 seeds) | ~0.15 GPU-hours* |
-| digits | 6 (2 seeds) | ~4 min each on a shared 2-core CPU (machinery demo, not evidence) |
+| digits | 6 (2 seeds) | ~1 min per run on a 2-core CPU (machinery demo, not evidence) |
 
 *Estimates as in fig6a_nonlinearity.py (mnv2_jax.sweeps.compute).
 
