@@ -101,9 +101,8 @@ def _bn_act_native_fwd(x, scale, bias, epsilon, activation):
   sum_x, sum_x2 = _native_moments(x)
   mean = sum_x / count
   var = jnp.maximum(sum_x2 / count - jnp.square(mean), 0.0)
-  inv = jax.lax.rsqrt(var + epsilon)
-  y = activate(x * (scale * inv) + (bias - mean * scale * inv), activation)
-  return (y, mean, var), (x, scale, bias, mean, inv)
+  y = _normalize(x, mean, var, scale, bias, epsilon, activation)
+  return (y, mean, var), (x, scale, bias, mean, jax.lax.rsqrt(var + epsilon))
 
 
 def _bn_act_native_bwd(epsilon, activation, res, cotangents):

@@ -71,7 +71,7 @@ def _compiler() -> str:
   return cxx
 
 
-def build(verbose: bool = False) -> pathlib.Path:
+def build() -> pathlib.Path:
   """Compiles the kernels (if not cached) and returns the shared library's path."""
   cxx = _compiler()
   include = jax.ffi.include_dir()
@@ -91,8 +91,7 @@ def build(verbose: bool = False) -> pathlib.Path:
     if proc.returncode != 0:
       raise NativeBuildError(
           f"compiling the native kernels failed ({shlex.join(cmd)}):\n{proc.stderr[-4000:]}")
-    if verbose:
-      _log.info("built %s", out)
+    _log.info("built %s", out)
     os.replace(tmp, out)
   finally:
     if os.path.exists(tmp):

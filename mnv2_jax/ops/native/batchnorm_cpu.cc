@@ -11,7 +11,7 @@
 // then reads it twice). Here each is one pass over its inputs, vectorised over channels. The
 // elementwise parts (normalise + activation, and dx) stay in XLA, which fuses them with their
 // neighbours. Rows are split into a fixed number of ranges whose partial sums are added in a
-// fixed order, so the result does not depend on the number of threads.
+// fixed order (mnv2::OrderedPartialSums), so the result does not depend on the thread count.
 
 #include <algorithm>
 #include <cstdint>
@@ -24,8 +24,6 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int64_t kPartials = 8;
-
 // rows x channels view of a buffer whose last dimension is the channel axis.
 void RowsChannels(ffi::Span<const int64_t> dims, int64_t* rows, int64_t* channels) {
   *channels = dims.size() == 0 ? 1 : dims[dims.size() - 1];
@@ -34,31 +32,13 @@ void RowsChannels(ffi::Span<const int64_t> dims, int64_t* rows, int64_t* channel
   *rows = *channels == 0 ? 0 : count / *channels;
 }
 
-// Sums `parts` row ranges with `row_fn(row, acc)` into per-range accumulators of `width` floats
-// and writes their ordered sum to `out`.
-template <typename RowFn>
-void PartialSums(ffi::ThreadPool& pool, int64_t rows, int64_t width, float* out,
-                 const RowFn& row_fn) {
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(rows, kPartials));
-  std::vector<float> partial(parts * width, 0.0f);
-  mnv2::ParallelFor(pool, parts, [&](int64_t t) {
-    float* acc = partial.data() + t * width;
-    for (int64_t r = rows * t / parts; r < rows * (t + 1) / parts; ++r) row_fn(r, acc);
-  });
-  std::fill(out, out + width, 0.0f);
-  for (int64_t t = 0; t < parts; ++t) {
-    const float* src = partial.data() + t * width;
-    for (int64_t e = 0; e < width; ++e) out[e] += src[e];
-  }
-}
-
 ffi::Error MomentsImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                        ffi::ResultBuffer<ffi::F32> sum_x, ffi::ResultBuffer<ffi::F32> sum_x2) {
   int64_t rows, c;
   RowsChannels(x.dimensions(), &rows, &c);
   const float* xp = x.typed_data();
   std::vector<float> out(2 * c);
-  PartialSums(pool, rows, 2 * c, out.data(), [&](int64_t r, float* __restrict acc) {
+  mnv2::OrderedPartialSums(pool, rows, 2 * c, out.data(), [&](int64_t r, float* __restrict acc) {
     const float* __restrict row = xp + r * c;
     float* __restrict s = acc;
     float* __restrict q = acc + c;
@@ -90,7 +70,7 @@ ffi::Error ActGradSumsImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dy,
   const float* __restrict sc = scale.typed_data();
   const float* __restrict bi = bias.typed_data();
   std::vector<float> out(2 * c);
-  PartialSums(pool, rows, 2 * c, out.data(), [&](int64_t r, float* __restrict acc) {
+  mnv2::OrderedPartialSums(pool, rows, 2 * c, out.data(), [&](int64_t r, float* __restrict acc) {
     const float* __restrict xrow = xp + r * c;
     const float* __restrict grow = gp + r * c;
     float* __restrict s = acc;

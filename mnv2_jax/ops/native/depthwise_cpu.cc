@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 #include "parallel.h"
@@ -29,8 +28,8 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-using mnv2::NumChunks;
-using mnv2::ParallelFor;
+using mnv2::OrderedPartialSums;
+using mnv2::ParallelRows;
 
 constexpr int64_t kBlock = 32;  // Channels per register block (4 AVX2 / 2 AVX-512 vectors).
 
@@ -166,16 +165,11 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffe
                        int64_t pad_left) {
   const Geometry g = MakeGeometry(x.dimensions(), k.dimensions(), stride, pad_top, pad_left);
   if (ffi::Error e = CheckGeometry(g); e.failure()) return e;
-  const int64_t rows = g.n * g.ho;
-  const int64_t chunks = NumChunks(pool, rows, 4);
   const float* xp = x.typed_data();
   const float* kp = k.typed_data();
   float* yp = y->typed_data();
-  ParallelFor(pool, chunks, [&](int64_t t) {
-    for (int64_t r = rows * t / chunks; r < rows * (t + 1) / chunks; ++r) {
-      ForwardRow(g, xp, kp, yp, r / g.ho, r % g.ho);
-    }
-  });
+  ParallelRows(pool, g.n * g.ho, 4,
+               [&](int64_t r) { ForwardRow(g, xp, kp, yp, r / g.ho, r % g.ho); });
   return ffi::Error::Success();
 }
 
@@ -184,77 +178,42 @@ ffi::Error InputGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dy, ffi::Bu
                          int64_t pad_left) {
   const Geometry g = MakeGeometry(dx->dimensions(), k.dimensions(), stride, pad_top, pad_left);
   if (ffi::Error e = CheckGeometry(g); e.failure()) return e;
-  const int64_t rows = g.n * g.h;
-  const int64_t chunks = NumChunks(pool, rows, 4);
   const float* gp = dy.typed_data();
   const float* kp = k.typed_data();
   float* dxp = dx->typed_data();
-  ParallelFor(pool, chunks, [&](int64_t t) {
-    for (int64_t r = rows * t / chunks; r < rows * (t + 1) / chunks; ++r) {
-      InputGradRow(g, gp, kp, dxp, r / g.h, r % g.h);
-    }
-  });
+  ParallelRows(pool, g.n * g.h, 4,
+               [&](int64_t r) { InputGradRow(g, gp, kp, dxp, r / g.h, r % g.h); });
   return ffi::Error::Success();
 }
-
-// The number of partial sums is fixed (not derived from the thread count) so the summation
-// order, and hence the result, is the same on every machine.
-constexpr int64_t kWeightGradPartials = 8;
 
 ffi::Error WeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
                           ffi::ResultBuffer<ffi::F32> dk, int64_t stride, int64_t pad_top,
                           int64_t pad_left) {
   const Geometry g = MakeGeometry(x.dimensions(), dk->dimensions(), stride, pad_top, pad_left);
   if (ffi::Error e = CheckGeometry(g); e.failure()) return e;
-  const int64_t rows = g.n * g.ho;
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(rows, kWeightGradPartials));
-  const int64_t size = g.kh * g.kw * g.c;
-  std::vector<float> partial(parts * size, 0.0f);
   const float* xp = x.typed_data();
   const float* gp = dy.typed_data();
-  ParallelFor(pool, parts, [&](int64_t t) {
-    float* acc = partial.data() + t * size;
-    for (int64_t r = rows * t / parts; r < rows * (t + 1) / parts; ++r) {
-      WeightGradRow(g, xp, gp, acc, r / g.ho, r % g.ho);
-    }
-  });
-  float* out = dk->typed_data();
-  std::memcpy(out, partial.data(), sizeof(float) * size);
-  for (int64_t t = 1; t < parts; ++t) {
-    const float* src = partial.data() + t * size;
-    for (int64_t e = 0; e < size; ++e) out[e] += src[e];
-  }
+  OrderedPartialSums(pool, g.n * g.ho, g.kh * g.kw * g.c, dk->typed_data(),
+                     [&](int64_t r, float* acc) {
+                       WeightGradRow(g, xp, gp, acc, r / g.ho, r % g.ho);
+                     });
   return ffi::Error::Success();
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(Mnv2DepthwiseForward, ForwardImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("stride")
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left"));
+// All three handlers take (tensor, tensor) -> tensor plus the stride and the SAME padding.
+static auto DepthwiseBinding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Ret<ffi::Buffer<ffi::F32>>()
+      .Attr<int64_t>("stride")
+      .Attr<int64_t>("pad_top")
+      .Attr<int64_t>("pad_left");
+}
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(Mnv2DepthwiseInputGrad, InputGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("stride")
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(Mnv2DepthwiseWeightGrad, WeightGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("stride")
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(Mnv2DepthwiseForward, ForwardImpl, DepthwiseBinding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(Mnv2DepthwiseInputGrad, InputGradImpl, DepthwiseBinding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(Mnv2DepthwiseWeightGrad, WeightGradImpl, DepthwiseBinding());

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -46,6 +47,38 @@ inline void ParallelFor(xla::ffi::ThreadPool& pool, int64_t num_chunks, const F&
 inline int64_t NumChunks(xla::ffi::ThreadPool& pool, int64_t rows, int64_t per_thread) {
   const int64_t threads = std::max<int64_t>(1, pool.num_threads() + 1);
   return std::max<int64_t>(1, std::min<int64_t>(rows, threads * per_thread));
+}
+
+// Runs row_fn(row) for every row in [0, rows), in about `per_thread` contiguous ranges per thread.
+template <typename RowFn>
+inline void ParallelRows(xla::ffi::ThreadPool& pool, int64_t rows, int64_t per_thread,
+                         const RowFn& row_fn) {
+  const int64_t chunks = NumChunks(pool, rows, per_thread);
+  ParallelFor(pool, chunks, [&](int64_t t) {
+    for (int64_t r = rows * t / chunks; r < rows * (t + 1) / chunks; ++r) row_fn(r);
+  });
+}
+
+// The number of partial sums is fixed (not derived from the thread count) so the summation
+// order, and hence the result, is the same on every machine and thread count.
+constexpr int64_t kPartialSums = 8;
+
+// Accumulates row_fn(row, acc) over [0, rows) into kPartialSums fixed row ranges, each with its
+// own zeroed accumulator of `width` floats, and writes their sum, in range order, to `out`.
+template <typename RowFn>
+inline void OrderedPartialSums(xla::ffi::ThreadPool& pool, int64_t rows, int64_t width,
+                               float* out, const RowFn& row_fn) {
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(rows, kPartialSums));
+  std::vector<float> partial(parts * width, 0.0f);
+  ParallelFor(pool, parts, [&](int64_t t) {
+    float* acc = partial.data() + t * width;
+    for (int64_t r = rows * t / parts; r < rows * (t + 1) / parts; ++r) row_fn(r, acc);
+  });
+  std::fill(out, out + width, 0.0f);
+  for (int64_t t = 0; t < parts; ++t) {
+    const float* src = partial.data() + t * width;
+    for (int64_t e = 0; e < width; ++e) out[e] += src[e];
+  }
 }
 
 }  // namespace mnv2
