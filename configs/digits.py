@@ -7,8 +7,8 @@ Data: 1,797 real 8x8 grey-scale digits shipped inside scikit-learn, exposed as t
 `sklearn_digits` (prepared automatically, offline), upsampled to 32x32, pad-and-crop augmented
 (no flips: digits are not mirror-symmetric).
 
-Hardware / result: a 2-core CPU trains this in about 1 minute (47 s measured, native CPU
-kernels) to >= 95% top-1 on the 360-image test split (97.5% measured; see the issue notes).
+Hardware / result: a 2-core CPU trains this in about 1 minute (47-52 s measured, native CPU
+kernels) to >= 95% top-1 on the 360-image test split (97.5-97.8% measured; see the issue notes).
 
 Recipe differences from the ImageNet paper recipe, and why:
 - batch-norm momentum 0.9 instead of 0.997: the run is only ~1,000 steps, and at 0.997 the
