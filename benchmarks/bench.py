@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import optax
 
 from benchmarks import common
-from mnv2_jax import losses
+from mnv2_jax import losses, parallel
 from mnv2_jax.models import MobileNetV1, MobileNetV2
 
 LABEL_SMOOTHING = 0.1
@@ -48,11 +48,13 @@ MODELS = {"mobilenet_v2": MobileNetV2, "mobilenet_v1": MobileNetV1}
 
 
 def make_jax_train(model, batch: int, resolution: int, num_classes: int, seed: int = 0,
-                   compiler_options: dict | None = None):
+                   compiler_options: dict | None = None, mesh=None):
   """Returns (step_fn, timings): a closure running one donated, jitted training step.
 
   ``compiler_options`` are XLA DebugOptions overrides for this one compilation (the same
   names as XLA_FLAGS without the dashes), so variants can be compared in one process.
+  ``mesh``: a one-axis ``data`` mesh to run data-parallel on, as training does (batch sharded,
+  state replicated); None runs on the default device.
   """
   rng = jax.random.key(seed)
   x = jax.random.normal(rng, (batch, resolution, resolution, 3), jnp.float32)
@@ -61,6 +63,9 @@ def make_jax_train(model, batch: int, resolution: int, num_classes: int, seed: i
   tx = optax.chain(optax.add_decayed_weights(WEIGHT_DECAY), optax.sgd(LR, momentum=MOMENTUM))
   state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
            "opt_state": tx.init(variables["params"]), "step": jnp.zeros((), jnp.int32)}
+  if mesh is not None:
+    x, y = jax.device_put((x, y), parallel.batch_sharding(mesh))
+    state = jax.device_put(state, parallel.replicated(mesh))
 
   def train_step(state, x, y):
     def loss_fn(params):

@@ -8,6 +8,13 @@ content, quality 90):
             tf.data map over encoded bytes held in memory, with the tf.data
             thread pool limited to --threads (1 and 2 by default). This is the
             decode cost per core, free of I/O.
+  breakdown Where the per-image time goes: the training transform built up
+            stage by stage (decode the whole JPEG; sample the crop window and
+            decode only that; + resize to 224; + flip = the full transform),
+            plus the resize on TF's uint8 kernel for comparison. Each stage is a
+            synchronous single-threaded tf.data map (no prefetch, so no CPU
+            time leaks between stages); the stages alternate for --repeats
+            rounds and the median CPU ms per image of each is reported.
   pipeline  The real `make_train_iterator` end to end: the real imagenet2012
             TFDS builder is prepared (ArrayRecord) from a generated manual
             download, then records are read by index, parsed, decoded, cropped,
@@ -16,6 +23,7 @@ content, quality 90):
 
 Usage:
   python benchmarks/input_pipeline.py                  # ops, 1 and 2 threads
+  python benchmarks/input_pipeline.py --mode=breakdown --repeats=5
   taskset -c 0 python benchmarks/input_pipeline.py --mode=pipeline --threads=1
 
 Prints one JSON line and one Markdown table row per measurement.
@@ -93,6 +101,81 @@ def bench_ops(jpegs, threads: int, batch: int,
   return _time(iter(ds.as_numpy_iterator()), batch, seconds, warmup=3)
 
 
+def _breakdown_stages():
+  """Stage name -> (encoded, index) -> tensor, each adding one step."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mnv2_jax.data import preprocessing  # pylint: disable=g-import-not-at-top
+
+  def seeds(index):
+    seed = tf.stack([tf.constant(0, tf.int64), index])
+    return tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+
+  def crop_decode(encoded, index):
+    window = preprocessing.random_crop_window(
+        tf.image.extract_jpeg_shape(encoded), seeds(index)[0])
+    return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
+
+  def resize_uint8_kernel(image):
+    resized = tf.image.resize(image, [224, 224])  # uint8 in: TF's uint8 kernel
+    return tf.cast(resized + 0.5, tf.uint8)
+
+  # Variable-size outputs are cut to one pixel so they can be batched; the
+  # decode still runs in full (its output is consumed).
+  return {
+      "decode whole JPEG": lambda e, i: tf.io.decode_jpeg(e, 3)[:1, :1],
+      "+ crop window, fused crop-decode": (
+          lambda e, i: crop_decode(e, i)[:1, :1]),
+      "+ resize 224 (shipped, float kernel)": (
+          lambda e, i: preprocessing.resize(crop_decode(e, i), 224)),
+      "+ resize 224 on TF's uint8 kernel": (
+          lambda e, i: resize_uint8_kernel(crop_decode(e, i))),
+      "+ flip = full train transform": (
+          lambda e, i: preprocessing.preprocess_for_train(
+              e, tf.stack([tf.constant(0, tf.int64), i]),
+              augment="inception_crop_flip", resolution=224)),
+  }
+
+
+def bench_breakdown(jpegs, batch: int, seconds: float,
+                    repeats: int) -> dict[str, float]:
+  """Median CPU ms per image of each stage, the stages alternating."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  options.experimental_optimization.inject_prefetch = False
+  options.experimental_optimization.map_parallelization = False
+  options.threading.private_threadpool_size = 1
+  options.threading.max_intra_op_parallelism = 1
+  iterators = {}
+  for name, fn in _breakdown_stages().items():
+    ds = tf.data.Dataset.from_tensor_slices(jpegs).repeat()
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.range(2**62))
+    ds = ds.map(fn).batch(batch).with_options(options)
+    iterators[name] = iter(ds.as_numpy_iterator())
+    for _ in range(2):
+      next(iterators[name])
+  times = {name: [] for name in iterators}
+  for _ in range(repeats):
+    for name, iterator in iterators.items():
+      _, per_cpu_s = _time(iterator, batch, seconds, warmup=0)
+      times[name].append(1e3 / per_cpu_s)
+  return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def print_breakdown(medians: dict[str, float], args) -> None:
+  print(json.dumps({"benchmark": "input_pipeline", "mode": "breakdown",
+                    "ms_per_image_cpu": {k: round(v, 3)
+                                         for k, v in medians.items()},
+                    "repeats": args.repeats, "seconds": args.seconds,
+                    "cpu_count": os.cpu_count(),
+                    "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+  print("| stage | CPU ms / image | img per CPU-s |")
+  print("|---|---|---|")
+  for name, ms in medians.items():
+    print(f"| {name} | {ms:.3f} | {1e3 / ms:.0f} |")
+
+
 def bench_pipeline(jpegs, threads: int, batch: int,
                    seconds: float) -> tuple[float, float]:
   import ml_collections  # pylint: disable=g-import-not-at-top
@@ -131,13 +214,20 @@ def bench_pipeline(jpegs, threads: int, batch: int,
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--mode", choices=("ops", "pipeline"), default="ops")
+  parser.add_argument("--mode", choices=("ops", "breakdown", "pipeline"),
+                      default="ops")
   parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--seconds", type=float, default=15.0)
   parser.add_argument("--num_images", type=int, default=256)
+  parser.add_argument("--repeats", type=int, default=5,
+                      help="breakdown mode: rounds over the stages")
   args = parser.parse_args()
   jpegs = make_jpegs(args.num_images)
+  if args.mode == "breakdown":
+    print_breakdown(bench_breakdown(jpegs, args.batch, args.seconds,
+                                    args.repeats), args)
+    return
   fn = bench_ops if args.mode == "ops" else bench_pipeline
   print("| mode | threads | img/s (wall) | img/s per thread (wall) | "
         "img per CPU-s | cores | load avg |")

@@ -10,9 +10,13 @@ in alternation (A B C A B C ...), so the ratios share the machine's load:
   flax_bn          flax.linen.BatchNorm + clip instead of ops.batchnorm (folded multiply-add)
   taps_vjp         depthwise_impl="taps_vjp" (pure XLA) instead of the native kernels
   baseline         all of the above off at once (the previous state of the code)
+  mesh             "all", data-parallel on a mesh of --mesh_devices CPU devices (opt-in)
+  mesh_gathered    "mesh" without ops/native/partition.py: the SPMD partitioner gathers every
+                   native call's operands and runs it on the whole batch on every device (opt-in)
 
     python -m benchmarks.step_ablation --resolution 96 --batch 32
     python -m benchmarks.step_ablation --variants all,no_pointwise --repeats 8
+    python -m benchmarks.step_ablation --variants all,mesh,mesh_gathered --mesh_devices 2
 
 The switches are applied by patching module attributes while each variant is traced (the
 patched functions are only read at trace time), and undone afterwards.
@@ -34,7 +38,10 @@ VARIANTS = {
     "flax_bn": ("flax_bn",),
     "taps_vjp": ("taps_vjp",),
     "baseline": ("no_native_bn", "no_pointwise", "flax_bn", "taps_vjp"),
+    "mesh": ("mesh",),
+    "mesh_gathered": ("mesh", "gathered"),
 }
+DEFAULT_VARIANTS = ("all", "no_native_bn", "no_pointwise", "flax_bn", "taps_vjp", "baseline")
 
 
 @contextlib.contextmanager
@@ -44,8 +51,9 @@ def _switched_off(pieces):
   from jax import lax
   from mnv2_jax.models import layers
   from mnv2_jax.ops import batchnorm as bn_ops
+  from mnv2_jax.ops.native import partition
 
-  saved = (bn_ops.use_native, layers.pw_ops, layers.BatchNormAct.__call__)
+  saved = (bn_ops.use_native, layers.pw_ops, layers.BatchNormAct.__call__, partition.ENABLED)
 
   class _PlainPointwise:
     @staticmethod
@@ -65,9 +73,12 @@ def _switched_off(pieces):
       layers.pw_ops = _PlainPointwise
     if "flax_bn" in pieces:
       layers.BatchNormAct.__call__ = flax_bn
+    if "gathered" in pieces:
+      partition.ENABLED = False
     yield
   finally:
-    bn_ops.use_native, layers.pw_ops, layers.BatchNormAct.__call__ = saved
+    (bn_ops.use_native, layers.pw_ops, layers.BatchNormAct.__call__,
+     partition.ENABLED) = saved
 
 
 def main(argv=None) -> int:
@@ -75,7 +86,9 @@ def main(argv=None) -> int:
   p.add_argument("--width", type=float, default=1.0)
   p.add_argument("--resolution", type=int, default=96)
   p.add_argument("--batch", type=int, default=32)
-  p.add_argument("--variants", default=",".join(VARIANTS))
+  p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+  p.add_argument("--mesh_devices", type=int, default=2,
+                 help="CPU devices of the mesh variants' data-parallel mesh")
   p.add_argument("--warmup", type=int, default=1)
   p.add_argument("--steps", type=int, default=2)
   p.add_argument("--repeats", type=int, default=6)
@@ -87,7 +100,11 @@ def main(argv=None) -> int:
   if unknown:
     p.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
 
+  import jax
+  from mnv2_jax import parallel
   from mnv2_jax.models import MobileNetV2
+  if any("mesh" in VARIANTS[name] for name in names):
+    jax.config.update("jax_num_cpu_devices", args.mesh_devices)  # Before the backend starts.
   info = common.machine_info(with_torch=False)
   fns, meta = {}, {}
   for name in names:
@@ -95,7 +112,9 @@ def main(argv=None) -> int:
     impl = "taps_vjp" if "taps_vjp" in pieces else "auto"
     with _switched_off(pieces):
       model = MobileNetV2(width_multiplier=args.width, depthwise_impl=impl)
-      fns[name], meta[name] = bench.make_jax_train(model, args.batch, args.resolution, 1000)
+      mesh = parallel.make_mesh() if "mesh" in pieces else None
+      fns[name], meta[name] = bench.make_jax_train(model, args.batch, args.resolution, 1000,
+                                                   mesh=mesh)
       fns[name]()  # Trace and run once while the switches are in place.
   timed = common.time_alternating(fns, warmup=args.warmup, steps=args.steps,
                                   repeats=args.repeats)
@@ -118,7 +137,8 @@ def main(argv=None) -> int:
         ("variant", "img/s (median)", "img/s range", "ms/step", f"speed vs {names[0]}",
          "compile s"), rows,
         notes=[f"alternating timing: {args.warmup} warm-up steps, {args.repeats} repeats x "
-               f"{args.steps} steps; variants as in benchmarks/step_ablation.py"])
+               f"{args.steps} steps; variants as in benchmarks/step_ablation.py; "
+               f"{jax.device_count()} CPU device(s), mesh variants use all of them"])
   return 0
 
 

@@ -56,6 +56,10 @@ def enable(cache_dir: str | None = None, min_compile_time_secs: float = 0.0,
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_secs))
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", int(min_entry_size_bytes))
+  # Multi-device CPU programs hold custom-partitioned native calls; JAX keys those on a
+  # per-process callback pointer unless told to drop it. Dropping it is safe for our calls:
+  # their HLO carries everything the callback depends on (mnv2_jax/ops/native/partition.py).
+  jax.config.update("jax_remove_custom_partitioning_ptr_from_cache_key", True)
   # JAX initialises its cache object once per process; drop it so the new settings take effect.
   _jax_cc.reset_cache()
   return path

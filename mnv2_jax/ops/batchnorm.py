@@ -24,8 +24,9 @@ per-channel multiply-add:
   both implementations against flax, values and gradients.
 
 Statistics are reductions over every axis but the last. Under ``jax.jit`` with the batch sharded
-over a mesh they are global reductions (XLA inserts the all-reduce; for the native custom call
-the SPMD partitioner gathers the operand instead), so batch norm sees the global batch.
+over a mesh they are global reductions (XLA inserts the all-reduce; the native calls sum their
+shard on each device and all-reduce the sums, ``ops/native/partition.py``), so batch norm sees
+the global batch.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnv2_jax.ops import native
+from mnv2_jax.ops.native import partition as native_partition
 
 ACTIVATIONS = ("relu6", "linear")
 
@@ -85,10 +87,23 @@ def _normalize(x, mean, var, scale, bias, epsilon, activation):
   return y.astype(x.dtype)
 
 
-def _native_moments(x):
-  c = x.shape[-1]
-  out = (jax.ShapeDtypeStruct((c,), jnp.float32),) * 2
-  return jax.ffi.ffi_call("Mnv2BnMoments", out, vmap_method="sequential")(x)
+def _as_rows(x):
+  """(N, ..., C) -> (N, rows per example, C): the kernels' layout, with the batch leading."""
+  return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+# Per-channel sums over the batch, data-parallel on SPMD meshes: each device sums its shard and
+# the partial sums are all-reduced, so statistics are over the global batch (ops/native/partition).
+_native_moments = native_partition.batch_parallel(
+    lambda x: jax.ffi.ffi_call(
+        "Mnv2BnMoments", (jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32),) * 2)(x),
+    num_static=0, batched=(True,), results=("sum", "sum"), rule="b r c -> i, j")
+_native_grad_sums = native_partition.batch_parallel(
+    lambda relu6, dy, x, mean, inv, scale, bias: jax.ffi.ffi_call(
+        "Mnv2BnActGradSums", (jax.ShapeDtypeStruct(scale.shape, jnp.float32),) * 2)(
+            dy, x, mean, inv, scale, bias, relu6=np.int64(relu6)),
+    num_static=1, batched=(True, True, False, False, False, False), results=("sum", "sum"),
+    rule="b r c, b s d, e, f, g, h -> i, j")
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -98,7 +113,7 @@ def _bn_act_native(x, scale, bias, epsilon, activation):
 
 def _bn_act_native_fwd(x, scale, bias, epsilon, activation):
   count = x.size // x.shape[-1]
-  sum_x, sum_x2 = _native_moments(x)
+  sum_x, sum_x2 = _native_moments(_as_rows(x))
   mean = sum_x / count
   var = jnp.maximum(sum_x2 / count - jnp.square(mean), 0.0)
   y = _normalize(x, mean, var, scale, bias, epsilon, activation)
@@ -111,11 +126,8 @@ def _bn_act_native_bwd(epsilon, activation, res, cotangents):
   x, scale, bias, mean, inv = res
   dy = cotangents[0]  # Cotangents of mean and var are ignored: they feed no loss.
   count = x.size // x.shape[-1]
-  sums = jax.ffi.ffi_call(
-      "Mnv2BnActGradSums", (jax.ShapeDtypeStruct(scale.shape, jnp.float32),) * 2,
-      vmap_method="sequential")(dy, x, mean, inv, scale, bias,
-                                relu6=np.int64(activation == "relu6"))
-  dbias, dscale = sums
+  dbias, dscale = _native_grad_sums(activation == "relu6", _as_rows(dy), _as_rows(x), mean,
+                                    inv, scale, bias)
   xhat = (x - mean) * inv
   if activation == "relu6":
     z = xhat * scale + bias

@@ -26,7 +26,9 @@ Implementations (``IMPLEMENTATIONS``):
 * ``"native"`` (CPU only): the three passes as C++ XLA FFI custom calls (``ops/native``), each
   reading its inputs once; the weight gradient in particular avoids the nine shifted copies that
   XLA:CPU materialises for ``taps_vjp``. Float32 inside (other dtypes are cast). Built with the
-  system C++ compiler on first use and cached.
+  system C++ compiler on first use and cached. Data-parallel on multi-device meshes: each device
+  runs the kernels on its batch shard, the weight gradient is all-reduced
+  (``ops/native/partition.py``).
 
 ``"auto"`` picks per backend: CPU -> ``native`` (``taps_vjp`` if no C++ compiler is available),
 GPU/TPU -> ``xla``. Measurements behind the choice are in benchmarks/RESULTS.md.
@@ -45,6 +47,7 @@ import numpy as np
 from jax import lax
 
 from mnv2_jax.ops import native
+from mnv2_jax.ops.native import partition as native_partition
 
 IMPLEMENTATIONS = ("xla", "taps", "taps_vjp", "native")
 """Concrete implementations; ``"auto"`` resolves to one of these per backend."""
@@ -191,12 +194,32 @@ def _taps_vjp_bwd(stride, res, g):
 _depthwise_taps_vjp.defvjp(_taps_vjp_fwd, _taps_vjp_bwd)
 
 
-def _native_call(target: str, a: jax.Array, b: jax.Array, out_shape: tuple[int, ...],
-                 stride: int, pads: tuple[int, int]) -> jax.Array:
-  call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(out_shape, jnp.float32),
-                          vmap_method="sequential")
+def _ffi(target: str, out_shape: tuple[int, ...], a: jax.Array, b: jax.Array, stride: int,
+         pads: tuple[int, int]) -> jax.Array:
+  call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(out_shape, jnp.float32))
   return call(a.astype(jnp.float32), b.astype(jnp.float32), stride=np.int64(stride),
               pad_top=np.int64(pads[0]), pad_left=np.int64(pads[1]))
+
+
+# The three passes, each data-parallel over the batch on SPMD meshes (ops/native/partition.py).
+# Static arguments first; output shapes come from the (per-shard) operands.
+_native_forward = native_partition.batch_parallel(
+    lambda stride, pads, x, k: _ffi(
+        "Mnv2DepthwiseForward",
+        (x.shape[0], -(-x.shape[1] // stride), -(-x.shape[2] // stride), x.shape[3]),
+        x, k, stride, pads),
+    num_static=2, batched=(True, False), results=("batch",),
+    rule="b h w c, i j k l -> b m n o")
+_native_input_grad = native_partition.batch_parallel(
+    lambda stride, pads, x_hw, g, k: _ffi(
+        "Mnv2DepthwiseInputGrad", (g.shape[0], *x_hw, g.shape[3]), g, k, stride, pads),
+    num_static=3, batched=(True, False), results=("batch",),
+    rule="b h w c, i j k l -> b m n o")
+_native_weight_grad = native_partition.batch_parallel(
+    lambda stride, pads, k_shape, x, g: _ffi(
+        "Mnv2DepthwiseWeightGrad", k_shape, x, g, stride, pads),
+    num_static=3, batched=(True, True), results=("sum",),
+    rule="b h w c, b m n o -> i j k l")
 
 
 def _native_pads(x_shape, kernel_shape, stride) -> tuple[int, int]:
@@ -206,10 +229,7 @@ def _native_pads(x_shape, kernel_shape, stride) -> tuple[int, int]:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _depthwise_native(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-  n, h, w, c = x.shape
-  out_shape = (n, -(-h // stride), -(-w // stride), c)
-  y = _native_call("Mnv2DepthwiseForward", x, kernel, out_shape, stride,
-                   _native_pads(x.shape, kernel.shape, stride))
+  y = _native_forward(stride, _native_pads(x.shape, kernel.shape, stride), x, kernel)
   return y.astype(x.dtype)
 
 
@@ -220,8 +240,8 @@ def _native_fwd(x, kernel, stride):
 def _native_bwd(stride, res, g):
   x, kernel = res
   pads = _native_pads(x.shape, kernel.shape, stride)
-  dx = _native_call("Mnv2DepthwiseInputGrad", g, kernel, x.shape, stride, pads)
-  dk = _native_call("Mnv2DepthwiseWeightGrad", x, g, kernel.shape, stride, pads)
+  dx = _native_input_grad(stride, pads, x.shape[1:3], g, kernel)
+  dk = _native_weight_grad(stride, pads, kernel.shape, x, g)
   return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 

@@ -107,6 +107,18 @@ def test_pad_and_random_crop_is_a_translation():
                for dy in range(5) for dx in range(5))
 
 
+@pytest.mark.parametrize("shape,resolution", [((375, 500), 224),
+                                               ((97, 61), 224), ((40, 40), 32),
+                                               ((1, 300), 96), ((513, 7), 32)])
+def test_resize_equals_tf_resize_of_uint8_rounded_half_up(shape, resolution):
+  image = np.random.default_rng(1).integers(0, 256, shape + (3,), np.uint8)
+  expected = tf.image.resize(tf.constant(image), [resolution, resolution])
+  expected = np.floor(expected.numpy().astype(np.float64) + 0.5)
+  got = pp.resize(tf.constant(image), resolution).numpy()
+  assert got.dtype == np.uint8
+  np.testing.assert_array_equal(got, expected.astype(np.uint8))
+
+
 def test_resize_same_size_is_identity():
   image = _image(32, 32)
   np.testing.assert_array_equal(pp.resize(tf.constant(image), 32).numpy(),
