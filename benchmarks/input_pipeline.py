@@ -79,20 +79,23 @@ def _time(iterator, batch: int, seconds: float,
   return count / wall, count / (time.process_time() - cpu_start)
 
 
+def _train_transform(encoded, index):
+  """The shipped training transform at 224, seeded by the example's index."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mnv2_jax.data import preprocessing  # pylint: disable=g-import-not-at-top
+  seed = tf.stack([tf.constant(0, tf.int64), index])
+  return preprocessing.preprocess_for_train(
+      encoded, seed, augment="inception_crop_flip", resolution=224)
+
+
 def bench_ops(jpegs, threads: int, batch: int,
               seconds: float) -> tuple[float, float]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mnv2_jax.data import preprocessing  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
-
-  def transform(encoded, index):
-    seed = tf.stack([tf.constant(0, tf.int64), index])
-    return preprocessing.preprocess_for_train(
-        encoded, seed, augment="inception_crop_flip", resolution=224)
 
   ds = tf.data.Dataset.from_tensor_slices(jpegs).repeat()
   ds = tf.data.Dataset.zip(ds, tf.data.Dataset.range(2**62))
-  ds = ds.map(transform, num_parallel_calls=threads)
+  ds = ds.map(_train_transform, num_parallel_calls=threads)
   ds = ds.batch(batch).prefetch(2)
   options = tf.data.Options()
   options.threading.private_threadpool_size = threads
@@ -102,18 +105,20 @@ def bench_ops(jpegs, threads: int, batch: int,
 
 
 def _breakdown_stages():
-  """Stage name -> (encoded, index) -> tensor, each adding one step."""
+  """Stage name -> (encoded, index) -> tensor, each adding one step.
+
+  The stages call the same preprocessing functions, with the same crop seed, as
+  `preprocess_for_train` (the last stage), so each differs from the one above
+  by exactly one step.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from mnv2_jax.data import preprocessing  # pylint: disable=g-import-not-at-top
 
-  def seeds(index):
-    seed = tf.stack([tf.constant(0, tf.int64), index])
-    return tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
-
   def crop_decode(encoded, index):
-    window = preprocessing.random_crop_window(
-        tf.image.extract_jpeg_shape(encoded), seeds(index)[0])
-    return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
+    seed = tf.stack([tf.constant(0, tf.int64), index])
+    crop_seed = tf.random.experimental.stateless_split(seed, num=2)[0]
+    return preprocessing.decode_and_crop(
+        encoded, lambda shape: preprocessing.random_crop_window(shape, crop_seed))
 
   def resize_uint8_kernel(image):
     resized = tf.image.resize(image, [224, 224])  # uint8 in: TF's uint8 kernel
@@ -129,10 +134,7 @@ def _breakdown_stages():
           lambda e, i: preprocessing.resize(crop_decode(e, i), 224)),
       "+ resize 224 on TF's uint8 kernel": (
           lambda e, i: resize_uint8_kernel(crop_decode(e, i))),
-      "+ flip = full train transform": (
-          lambda e, i: preprocessing.preprocess_for_train(
-              e, tf.stack([tf.constant(0, tf.int64), i]),
-              augment="inception_crop_flip", resolution=224)),
+      "+ flip = full train transform": _train_transform,
   }
 
 

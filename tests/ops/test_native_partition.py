@@ -63,13 +63,18 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run(take: int) -> dict:
-  """Batch 8 sharded over the mesh; the ops see its first `take` rows."""
-  env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(take)], capture_output=True,
+def _run_script(script: str, devices: int, *args) -> dict:
+  """Runs `script` with `devices` CPU devices; returns the JSON of its last stdout line."""
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True,
                         text=True, env=env, timeout=600, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run(take: int) -> dict:
+  """Batch 8 sharded over the mesh; the ops see its first `take` rows."""
+  return _run_script(_SCRIPT, 4, take)
 
 
 def _assert_matches_one_device(r: dict) -> None:
@@ -130,14 +135,8 @@ def test_persistent_cache_hits_and_keeps_calls_with_equal_shapes_apart(tmp_path)
   Without the static arguments in the HLO (partition.py's key operand), dropping the callback
   pointer from the cache key would make stride 6 load stride 5's executable.
   """
-  def run(stride):
-    env = dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT, str(tmp_path), str(stride)],
-                          capture_output=True, text=True, env=env, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-  first, again, other = run(5), run(5), run(6)
+  first, again, other = (_run_script(_CACHE_SCRIPT, 2, tmp_path, stride)
+                          for stride in (5, 5, 6))
   assert first["shape"] == other["shape"] == [4, 2, 2, 16]
   assert first["err"] < 1e-5 and other["err"] < 1e-5, (first, other)
   assert again["hits"] >= 1 and again["err"] == first["err"], again
