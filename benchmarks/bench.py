@@ -37,6 +37,7 @@ import optax
 from benchmarks import common
 from mnv2_jax import losses, parallel
 from mnv2_jax.models import MobileNetV1, MobileNetV2
+from mnv2_jax.ops.impl import Impl
 
 LABEL_SMOOTHING = 0.1
 LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 4e-5
@@ -250,7 +251,7 @@ def main(argv=None) -> int:
     if "jax" in frameworks:
       for impl in args.depthwise_impl.split(","):
         model = MODELS[args.model](width_multiplier=args.width, num_classes=args.num_classes,
-                                   dtype=args.dtype, depthwise_impl=impl)
+                                   dtype=args.dtype, impl=Impl(depthwise=impl))
         name = f"jax {impl}" + (f" (={dw_ops.resolve_impl(impl)})" if impl == "auto" else "")
         if mode == "train":
           fns[name], meta[name] = make_jax_train(model, args.batch, args.resolution,

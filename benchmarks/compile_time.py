@@ -28,8 +28,9 @@ def _child(args) -> None:
   jax.monitoring.register_event_listener(
       lambda event, **kw: hits.append(event) if event.endswith("/cache_hits") else None)
   compile_cache.enable(args.cache_dir)
+  from mnv2_jax.ops.impl import Impl
   model = MobileNetV2(width_multiplier=args.width, dtype=args.dtype,
-                      depthwise_impl=args.depthwise_impl)
+                      impl=Impl(depthwise=args.depthwise_impl))
   n_before = len(hits)  # Hits of the init program compiled inside make_jax_train don't count.
   _, meta = bench.make_jax_train(model, args.batch, args.resolution, 1000,
                                  compiler_options=common.parse_compiler_options(

@@ -49,8 +49,9 @@ def main(argv=None) -> int:
   from benchmarks import bench
   from mnv2_jax.models import MobileNetV2
 
+  from mnv2_jax.ops.impl import Impl
   model = MobileNetV2(width_multiplier=args.width, dtype=args.dtype,
-                      depthwise_impl=args.depthwise_impl)
+                      impl=Impl(depthwise=args.depthwise_impl))
   step, _ = bench.make_jax_train(model, args.batch, args.resolution, 1000)
   op_names = dict(re.findall(r'^\s*%?([\w.\-]+) = .*?metadata=\{op_name="([^"]+)"',
                              step.compiled.as_text(), re.M))

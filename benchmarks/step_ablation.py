@@ -4,81 +4,51 @@ Every variant is the same MobileNetV2 training step (`bench.make_jax_train`) tra
 the performance pieces replaced by their plain alternative, all built in one process and timed
 in alternation (A B C A B C ...), so the ratios share the machine's load:
 
-  all              the code as shipped (on CPU: native depthwise + native BN sums + pointwise VJP)
-  no_native_bn     batch-norm reductions left to XLA (ops.batchnorm.use_native -> False)
-  no_pointwise     1x1 convs as a plain dot_general (XLA picks which gradient operand to transpose)
-  flax_bn          flax.linen.BatchNorm + clip instead of ops.batchnorm (folded multiply-add)
-  taps_vjp         depthwise_impl="taps_vjp" (pure XLA) instead of the native kernels
+  all              the code as shipped (model.impl all "auto"; on CPU: native depthwise +
+                   native BN sums + pointwise VJP)
+  no_native_bn     batch-norm reductions left to XLA (impl.batchnorm="xla")
+  no_pointwise     1x1 convs as a plain dot_general (impl.pointwise="dot"; XLA picks which
+                   gradient operand to transpose)
+  flax_bn          flax.linen.BatchNorm + clip instead of the folded multiply-add
+                   (impl.batchnorm="flax")
+  taps_vjp         impl.depthwise="taps_vjp" (pure XLA) instead of the native kernels
   baseline         all of the above off at once (the previous state of the code)
+  accelerator      what GPUs/TPUs run: XLA depthwise, XLA batch norm, plain pointwise (opt-in)
   mesh             "all", data-parallel on a mesh of --mesh_devices CPU devices (opt-in)
-  mesh_gathered    "mesh" without ops/native/partition.py: the SPMD partitioner gathers every
+  mesh_gathered    "mesh" with impl.partition="gathered": the SPMD partitioner gathers every
                    native call's operands and runs it on the whole batch on every device (opt-in)
 
     python -m benchmarks.step_ablation --resolution 96 --batch 32
     python -m benchmarks.step_ablation --variants all,no_pointwise --repeats 8
     python -m benchmarks.step_ablation --variants all,mesh,mesh_gathered --mesh_devices 2
 
-The switches are applied by patching module attributes while each variant is traced (the
-patched functions are only read at trace time), and undone afterwards.
+Every variant is selected through the model's typed implementation choice
+(`mnv2_jax.ops.impl.Impl`), exactly as `--config.model.impl.*` selects it for training.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 
 from benchmarks import bench, common
 
+# name -> (model.impl fields, runs on a mesh)
 VARIANTS = {
-    "all": (),
-    "no_native_bn": ("no_native_bn",),
-    "no_pointwise": ("no_pointwise",),
-    "flax_bn": ("flax_bn",),
-    "taps_vjp": ("taps_vjp",),
-    "baseline": ("no_native_bn", "no_pointwise", "flax_bn", "taps_vjp"),
-    "mesh": ("mesh",),
-    "mesh_gathered": ("mesh", "gathered"),
+    "all": ({}, False),
+    "no_native_bn": ({"batchnorm": "xla"}, False),
+    "no_pointwise": ({"pointwise": "dot"}, False),
+    "flax_bn": ({"batchnorm": "flax"}, False),
+    "taps_vjp": ({"depthwise": "taps_vjp"}, False),
+    "baseline": ({"depthwise": "taps_vjp", "batchnorm": "flax", "pointwise": "dot"}, False),
+    "accelerator": ({"depthwise": "xla", "batchnorm": "xla", "pointwise": "dot"}, False),
+    "mesh": ({}, True),
+    "mesh_gathered": ({"partition": "gathered"}, True),
 }
-DEFAULT_VARIANTS = tuple(name for name, pieces in VARIANTS.items() if "mesh" not in pieces)
-
-
-@contextlib.contextmanager
-def _switched_off(pieces):
-  import flax.linen as nn
-  import jax.numpy as jnp
-  from jax import lax
-  from mnv2_jax.models import layers
-  from mnv2_jax.ops import batchnorm as bn_ops
-  from mnv2_jax.ops.native import partition
-
-  saved = (bn_ops.use_native, layers.pw_ops, layers.BatchNormAct.__call__, partition.ENABLED)
-
-  class _PlainPointwise:
-    @staticmethod
-    def pointwise_conv(x, w):
-      return lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
-
-  @nn.compact
-  def flax_bn(self, x, *, train):
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
-                     epsilon=self.epsilon, dtype=self.dtype, param_dtype=jnp.float32)(x)
-    return bn_ops.activate(x, self.activation)
-
-  try:
-    if "no_native_bn" in pieces:
-      bn_ops.use_native = lambda: False
-    if "no_pointwise" in pieces:
-      layers.pw_ops = _PlainPointwise
-    if "flax_bn" in pieces:
-      layers.BatchNormAct.__call__ = flax_bn
-    if "gathered" in pieces:
-      partition.ENABLED = False
-    yield
-  finally:
-    (bn_ops.use_native, layers.pw_ops, layers.BatchNormAct.__call__,
-     partition.ENABLED) = saved
+OPT_IN = ("accelerator",)
+DEFAULT_VARIANTS = tuple(name for name, (_, mesh) in VARIANTS.items()
+                         if not mesh and name not in OPT_IN)
 
 
 def main(argv=None) -> int:
@@ -103,19 +73,20 @@ def main(argv=None) -> int:
   import jax
   from mnv2_jax import parallel
   from mnv2_jax.models import MobileNetV2
-  if any("mesh" in VARIANTS[name] for name in names):
+  from mnv2_jax.ops.impl import Impl
+  if any(VARIANTS[name][1] for name in names):
     jax.config.update("jax_num_cpu_devices", args.mesh_devices)  # Before the backend starts.
   info = common.machine_info(with_torch=False)
   fns, meta = {}, {}
   for name in names:
-    pieces = VARIANTS[name]
-    impl = "taps_vjp" if "taps_vjp" in pieces else "auto"
-    with _switched_off(pieces):
-      model = MobileNetV2(width_multiplier=args.width, depthwise_impl=impl)
-      mesh = parallel.make_mesh() if "mesh" in pieces else None
-      fns[name], meta[name] = bench.make_jax_train(model, args.batch, args.resolution, 1000,
-                                                   mesh=mesh)
-      fns[name]()  # Trace and run once while the switches are in place.
+    fields, on_mesh = VARIANTS[name]
+    impl = Impl(**fields).resolve()
+    model = MobileNetV2(width_multiplier=args.width, impl=impl)
+    mesh = parallel.make_mesh() if on_mesh else None
+    fns[name], meta[name] = bench.make_jax_train(model, args.batch, args.resolution, 1000,
+                                                 mesh=mesh)
+    meta[name]["impl"] = impl.describe()
+    fns[name]()  # Compile and run once before timing.
   timed = common.time_alternating(fns, warmup=args.warmup, steps=args.steps,
                                   repeats=args.repeats)
   ref = statistics.median(timed[names[0]])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ml_collections
 
 from mnv2_jax.logging import default_wandb_config
+from mnv2_jax.ops import impl as impl_lib
 
 
 def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
@@ -60,7 +61,9 @@ def model_config(name: str = "mobilenet_v2", width: float = 1.0) -> ml_collectio
       bn_momentum=0.997,
       bn_epsilon=1e-3,
       kernel_init="slim",
-      depthwise_impl="auto",
+      # How ops are computed, not what (mnv2_jax.ops.impl): depthwise / batchnorm / pointwise /
+      # partition, each "auto" (per backend) or a concrete choice.
+      impl=ml_collections.ConfigDict(impl_lib.config_defaults()),
   ))
 
 

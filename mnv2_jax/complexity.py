@@ -122,16 +122,18 @@ def xla_madds(model, resolution: int, batch_size: int = 1) -> float:
   `compiled.cost_analysis()["flops"]` counts a multiply-add as 2 flops and also counts the
   element-wise work (batch norm, ReLU6, shortcut adds, pooling) that `madds` leaves out, so the
   result is slightly above `analyze(...).madds`. XLA has no cost model for custom calls, so the
-  count is taken with the depthwise conv as XLA's own grouped convolution (`depthwise_impl` is
-  a speed switch; the arithmetic is the same).
+  count is taken with XLA's own ops (`model.impl` is a speed switch; the arithmetic is the
+  same).
   """
   import dataclasses
 
   import jax
   import jax.numpy as jnp
 
-  if getattr(model, "depthwise_impl", "xla") != "xla":
-    model = dataclasses.replace(model, depthwise_impl="xla")
+  from mnv2_jax.ops import impl as impl_lib  # pylint: disable=g-import-not-at-top
+
+  model = dataclasses.replace(model, impl=impl_lib.Impl(depthwise="xla", batchnorm="xla",
+                                                        pointwise="dot"))
 
   x = jnp.zeros((batch_size, resolution, resolution, 3), jnp.float32)
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))

@@ -19,6 +19,7 @@ import optax
 from mnv2_jax import ema as ema_lib
 from mnv2_jax import losses
 from mnv2_jax.data import normalize
+from mnv2_jax.models import layers
 from mnv2_jax.train_state import TrainState
 
 
@@ -77,11 +78,18 @@ def make_eval_step(model) -> Callable:
 
 
 def make_bn_stats_step(model) -> Callable:
-  """Forward in training mode returning fresh batch statistics (for BN recalibration)."""
+  """Forward in training mode returning this batch's own statistics, for BN recalibration.
+
+  `step(variables, batch)` returns a tree laid out like `variables["batch_stats"]` holding, for
+  every batch-norm layer, the batch mean and biased variance of its input over this (global)
+  batch: the moments the layers sow into `layers.BN_MOMENTS`, not the running averages after
+  one momentum update. Dropout is off (it only acts after the last batch norm).
+  """
   def step(variables: dict, batch: dict):
     images = normalize(batch["image"], jnp.float32)
-    _, updates = model.apply(variables, images, train=True, mutable=["batch_stats"],
+    _, updates = model.apply(variables, images, train=True,
+                             mutable=["batch_stats", layers.BN_MOMENTS],
                              rngs={"dropout": jax.random.key(0)})
-    return updates["batch_stats"]
+    return updates[layers.BN_MOMENTS]
 
   return step

@@ -22,6 +22,7 @@ from typing import Any
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mnv2_jax import checkpointing
@@ -103,16 +104,31 @@ def evaluate(eval_step, variables, config, mesh) -> dict[str, float]:
           "eval/top5": float(totals["top5"]) / count, "eval/count": count}
 
 
-def recalibrate_bn(bn_step, variables, config, mesh, num_batches: int):
-  """Batch-norm statistics recomputed as the average over `num_batches` training batches."""
+def recalibrate_bn(bn_step, variables, batches) -> dict:
+  """Precise BN: every layer's statistics recomputed over `batches` with the weights fixed.
+
+  As pycls/detectron2's `update_bn_stats`: the new mean is the average of the per-batch means
+  and the new variance the average of the per-batch (biased) variances, each batch normalised
+  by its own statistics as in training. `bn_step` is `steps.make_bn_stats_step(model)` (jitted);
+  `batches` yields global batches. Replaces `variables["batch_stats"]`; the rest is kept.
+  """
+  total, count = None, 0
+  for batch in batches:
+    moments = bn_step(variables, batch)
+    total = moments if total is None else jax.tree.map(jnp.add, total, moments)
+    count += 1
+  if count == 0:
+    raise ValueError("BN recalibration needs at least one batch")
+  return {**variables, "batch_stats": jax.tree.map(lambda t: t / count, total)}
+
+
+def recalibration_batches(config, mesh, num_batches: int):
+  """`num_batches` global training batches (augmented, seed + 1) for `recalibrate_bn`."""
   stream = data.make_train_iterator(
       config.input, global_batch_size=config.input.global_batch_size, seed=config.seed + 1,
       process_index=jax.process_index(), process_count=jax.process_count())
-  total = None
   for _ in range(num_batches):
-    stats = bn_step(variables, parallel.global_batch(mesh, next(stream)))
-    total = stats if total is None else jax.tree.map(lambda a, b: a + b, total, stats)
-  return {**variables, "batch_stats": jax.tree.map(lambda t: t / num_batches, total)}
+    yield parallel.global_batch(mesh, next(stream))
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
@@ -132,7 +148,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
                  else max(1, math.ceil(config.train.num_epochs * steps_per_epoch)))
   eval_every = (config.train.eval_every_steps if config.train.eval_every_steps > 0
                 else max(1, round(config.train.eval_every_epochs * steps_per_epoch)))
-  model = train_state.build_model(config.model, info.num_classes)
+  model = train_state.resolve_impl(train_state.build_model(config.model, info.num_classes))
   cplx = complexity.analyze(model, config.input.resolution)
   tx, schedule = optim.make_optimizer(config.optim, steps_per_epoch=steps_per_epoch,
                                       global_batch_size=global_batch, total_steps=total_steps)
@@ -162,6 +178,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
       workdir, config.wandb, process_index=jax.process_index(),
       config_dict={**config.to_dict(), "madds": cplx.madds, "params": cplx.params,
                    "params_no_bn": cplx.params_no_bn, "num_classes": info.num_classes,
+                   "impl_resolved": model.impl.to_dict(),
                    "steps_per_epoch": steps_per_epoch, "total_steps": total_steps},
       resume_step=start, wandb_run_id=meta.get("wandb_run_id"))
   base = _run_summary(config, cplx, {"steps": total_steps,
@@ -227,8 +244,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         if _periodic(step, eval_every, total_steps):
           variables = train_state.eval_variables(state, use_ema=use_ema)
           if config.train.bn_recalibration_batches > 0:
-            variables = recalibrate_bn(bn_step, variables, config, mesh,
-                                       config.train.bn_recalibration_batches)
+            variables = recalibrate_bn(bn_step, variables, recalibration_batches(
+                config, mesh, config.train.bn_recalibration_batches))
           final = evaluate(eval_step, variables, config, mesh)
           if final["eval/top1"] > best["best/top1"]:
             best.update({"best/top1": final["eval/top1"], "best/top5": final["eval/top5"],

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from absl import logging
 import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
 
 from mnv2_jax import models
+from mnv2_jax.ops import impl as impl_lib
 
 MODELS = {"mobilenet_v2": models.MobileNetV2, "mobilenet_v1": models.MobileNetV1}
 V2_ONLY = ("expansion_factor", "bottleneck_activation", "shortcut")
@@ -49,10 +51,22 @@ def build_model(model_cfg, num_classes: int):
     for key in V2_ONLY:
       fields.pop(key, None)
   fields.pop("num_classes", None)
+  impl = dict(fields.pop("impl", None) or {})
+  if "depthwise_impl" in fields:  # config.json of runs made before `model.impl` existed.
+    impl.setdefault("depthwise", fields.pop("depthwise_impl"))
+  fields["impl"] = impl_lib.Impl.from_config(impl)
   try:
     return MODELS[name](num_classes=num_classes, **fields)
   except TypeError as e:
     raise ValueError(f"config.model has a field {name} does not take: {e}") from e
+
+
+def resolve_impl(model):
+  """`model` with `model.impl` resolved for this backend (no "auto" left), logged once."""
+  resolved = model.impl.resolve(dtype=model.dtype)
+  logging.info("model.impl: %s (configured: %s, backend %s)", resolved.describe(),
+               model.impl.describe(), jax.default_backend())
+  return model.clone(impl=resolved)
 
 
 def create(model, tx: optax.GradientTransformation, *, seed: int, resolution: int,

@@ -8,6 +8,7 @@ from mnv2_jax import complexity as C
 from mnv2_jax import complexity_cli
 from mnv2_jax import spec as S
 from mnv2_jax.models import MobileNetV1, MobileNetV2
+from mnv2_jax.ops.impl import Impl
 
 # slim README table: (width, resolution) -> (MACs floored to M, params (no BN, 1001 classes) in M)
 SLIM_TABLE = {
@@ -93,10 +94,10 @@ def test_activation_memory_table3():
   assert exp.activation_memory_bytes > 2 * v2.activation_memory_bytes
 
 
-@pytest.mark.parametrize("model", [MobileNetV2(width_multiplier=0.5, depthwise_impl="xla"),
+@pytest.mark.parametrize("model", [MobileNetV2(width_multiplier=0.5, impl=Impl(depthwise="xla")),
                                    MobileNetV2(width_multiplier=0.35, shortcut="none",
-                                               depthwise_impl="xla"),
-                                   MobileNetV1(width_multiplier=0.5, depthwise_impl="xla")])
+                                               impl=Impl(depthwise="xla")),
+                                   MobileNetV1(width_multiplier=0.5, impl=Impl(depthwise="xla"))])
 def test_analytic_madds_agree_with_xla(model):
   # XLA's cost analysis counts 2 flops per multiply-add of the convolutions and the classifier,
   # plus the element-wise work the MAdds convention excludes: inference batch norm folded to one

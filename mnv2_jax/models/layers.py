@@ -11,6 +11,11 @@ over a device mesh, the mean/variance reductions are global reductions, so BN is
 across all devices and hosts (no per-device "ghost" batches). Running statistics follow TF:
 `ra = momentum * ra + (1 - momentum) * batch` with the biased batch variance. In inference mode
 the running statistics are used.
+
+Fresh batch statistics (for precise-BN recalibration, `steps.make_bn_stats_step`): in training
+mode every batch-norm layer also sows its batch mean and biased variance into the collection
+`BN_MOMENTS`, laid out like `batch_stats` (`<scope>/<name>/bn/{mean,var}`). Sowing is a no-op
+unless that collection is mutable, so ordinary training steps do not carry it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from jax import lax
 from mnv2_jax import spec as spec_lib
 from mnv2_jax.ops import batchnorm as bn_ops
 from mnv2_jax.ops import depthwise as dw_ops
+from mnv2_jax.ops import impl as impl_lib
 from mnv2_jax.ops import pointwise as pw_ops
 
+BN_MOMENTS = "bn_moments"
 KERNEL_INITS = ("slim", "lecun_normal", "he_normal")
 
 
@@ -49,15 +56,16 @@ class Numerics:
   bn_momentum: float = 0.997
   bn_epsilon: float = 1e-3
   kernel_init: str = "slim"
-  depthwise_impl: str = "auto"
+  impl: impl_lib.Impl = impl_lib.Impl()  # Resolved (no "auto") by the model before use.
 
 
 class Conv(nn.Module):
   """A conv with a (k, k, C_in/groups, C_out) kernel and TF SAME padding, no bias.
 
-  Dispatches on the layer kind: depthwise -> `ops.depthwise.depthwise_conv` (implementation
-  switch), 1x1 stride 1 -> a channel matmul (`ops.pointwise`, what XLA:CPU runs fastest), otherwise
-  `lax.conv_general_dilated`. The parameter is the same whichever path runs.
+  Dispatches on the layer kind: depthwise -> `ops.depthwise.depthwise_conv`
+  (`numerics.impl.depthwise`), 1x1 stride 1 -> a channel matmul (`ops.pointwise`,
+  `numerics.impl.pointwise`), otherwise `lax.conv_general_dilated`. The parameter is the same
+  whichever path runs.
   """
   layer: spec_lib.Layer
   numerics: Numerics
@@ -69,9 +77,9 @@ class Conv(nn.Module):
     kernel = self.param("kernel", kernel_initializer(num.kernel_init), shape, jnp.float32)
     x, kernel = x.astype(num.dtype), kernel.astype(num.dtype)
     if l.op == "depthwise":
-      return dw_ops.depthwise_conv(x, kernel, l.stride, num.depthwise_impl)
+      return dw_ops.depthwise_conv(x, kernel, l.stride, num.impl.depthwise, num.impl.partition)
     if l.kernel == 1 and l.stride == 1:
-      return pw_ops.pointwise_conv(x, kernel[0, 0])
+      return pw_ops.pointwise_conv(x, kernel[0, 0], num.impl.pointwise)
     pads = [dw_ops.same_padding(x.shape[1], l.kernel, l.stride),
             dw_ops.same_padding(x.shape[2], l.kernel, l.stride)]
     return lax.conv_general_dilated(x, kernel, (l.stride, l.stride), pads,
@@ -85,12 +93,15 @@ class BatchNormAct(nn.Module):
   biased batch variance is averaged in). Training: batch statistics (global batch, see the module
   docstring) and running averages updated unless initialising; inference: running statistics.
   Statistics and normalisation in float32, output in `dtype`. The maths is in `ops.batchnorm`
-  (one folded multiply-add per element: measurably faster on CPU than flax's BatchNorm + clip).
+  (one folded multiply-add per element: measurably faster on CPU than flax's BatchNorm + clip),
+  `impl` "xla" or "native" and `partition` as in `ops.impl.Impl`.
   """
   activation: str
   momentum: float
   epsilon: float
   dtype: Any = jnp.float32
+  impl: str = "xla"
+  partition: str = "sharded"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -103,11 +114,41 @@ class BatchNormAct(nn.Module):
     if not train:
       return bn_ops.inference_act(x, ra_mean.value, ra_var.value, scale, bias, self.epsilon,
                                   self.activation)
-    y, mean, var = bn_ops.batch_norm_act(x, scale, bias, self.epsilon, self.activation)
+    y, mean, var = bn_ops.batch_norm_act(x, scale, bias, self.epsilon, self.activation,
+                                         self.impl, self.partition)
+    _sow_moments(self, mean, var)
     if not self.is_initializing():
       ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
       ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
     return y
+
+
+def _sow_moments(module: nn.Module, mean: jax.Array, var: jax.Array) -> None:
+  """Records this call's batch moments in `BN_MOMENTS` (kept only when it is mutable)."""
+  keep_last = dict(init_fn=lambda: None, reduce_fn=lambda _, value: value)
+  module.sow(BN_MOMENTS, "mean", mean, **keep_last)
+  module.sow(BN_MOMENTS, "var", var, **keep_last)
+
+
+class FlaxBatchNormAct(nn.BatchNorm):
+  """`flax.linen.BatchNorm` + activation, with `BatchNormAct`'s variables (`impl.batchnorm="flax"`).
+
+  The reference formulation: same variables (a subclass, so they sit directly in this module),
+  same TF momentum rule and fast variance, but flax's normalisation (subtract, scale, add)
+  instead of one folded multiply-add. Construct with `momentum`, `epsilon`, `dtype`,
+  `param_dtype=float32` and `activation`.
+  """
+  activation: str = "relu6"
+
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:  # pylint: disable=arguments-differ
+    y = super().__call__(x, use_running_average=not train)
+    if train and self.is_mutable_collection(BN_MOMENTS):
+      axes = tuple(range(x.ndim - 1))
+      x32 = x.astype(jnp.float32)
+      mean = jnp.mean(x32, axes)
+      # flax's use_fast_variance: E[x^2] - E[x]^2, clipped at 0.
+      _sow_moments(self, mean, jnp.maximum(jnp.mean(jnp.square(x32), axes) - mean**2, 0.0))
+    return bn_ops.activate(y, self.activation)
 
 
 class ConvBNAct(nn.Module):
@@ -119,8 +160,12 @@ class ConvBNAct(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     num = self.numerics
     x = Conv(self.layer, num, name="conv")(x)
+    if num.impl.batchnorm == "flax":
+      return FlaxBatchNormAct(momentum=num.bn_momentum, epsilon=num.bn_epsilon,
+                              dtype=num.dtype, param_dtype=jnp.float32,
+                              activation=self.layer.activation, name="bn")(x, train=train)
     return BatchNormAct(self.layer.activation, num.bn_momentum, num.bn_epsilon, num.dtype,
-                        name="bn")(x, train=train)
+                        num.impl.batchnorm, num.impl.partition, name="bn")(x, train=train)
 
 
 class LayerGroup(nn.Module):

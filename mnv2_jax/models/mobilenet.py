@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from mnv2_jax import spec as spec_lib
 from mnv2_jax.models import layers
-from mnv2_jax.ops import depthwise as dw_ops
+from mnv2_jax.ops import impl as impl_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -51,14 +51,16 @@ class _MobileNet(nn.Module):
   bn_momentum: float = 0.997
   bn_epsilon: float = 1e-3
   kernel_init: str = "slim"
-  depthwise_impl: str = "auto"
+  impl: impl_lib.Impl = impl_lib.Impl()
 
   def __post_init__(self):
     # Fail on bad fields at construction, before any tracing or compilation.
     self.spec(224)
     _resolve_dtype(self.dtype)
     layers.kernel_initializer(self.kernel_init)
-    dw_ops.resolve_impl(self.depthwise_impl)
+    if not isinstance(self.impl, impl_lib.Impl):
+      raise ValueError(f"impl must be an mnv2_jax.ops.impl.Impl (e.g. Impl.from_config("
+                       f"config.model.impl)), got {self.impl!r}")
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
     if not 0.0 <= self.bn_momentum < 1.0:
@@ -78,8 +80,9 @@ class _MobileNet(nn.Module):
       raise ValueError(f"resolution must be >= {spec_lib.MIN_RESOLUTION}, got input "
                        f"{x.shape[1]}x{x.shape[2]}")
     arch = self.spec(x.shape[1])
-    numerics = layers.Numerics(_resolve_dtype(self.dtype), self.bn_momentum, self.bn_epsilon,
-                               self.kernel_init, self.depthwise_impl)
+    dtype = _resolve_dtype(self.dtype)
+    numerics = layers.Numerics(dtype, self.bn_momentum, self.bn_epsilon, self.kernel_init,
+                               self.impl.resolve(dtype=dtype))
     sources = {s.source for s in arch.shortcuts}
     saved: dict[str, jax.Array] = {}
     for scope in arch.scopes:
@@ -112,9 +115,9 @@ class MobileNetV2(_MobileNet):
     dtype: compute dtype (parameters stay float32), "float32" / "bfloat16" or a jnp dtype.
     bn_momentum, bn_epsilon: TF defaults of slim's training scope (0.997, 1e-3).
     kernel_init: "slim" (truncated normal 0.09), "lecun_normal" or "he_normal".
-    depthwise_impl: "auto" (CPU: "native", else "xla"), "xla" (grouped conv), "taps"
-      (shifted multiply-adds), "taps_vjp" (taps + hand-written backward) or "native" (C++ XLA
-      FFI kernels, CPU only); see `mnv2_jax.ops.depthwise`. Same parameters whichever runs.
+    impl: `mnv2_jax.ops.impl.Impl`, how the depthwise convs, batch norms and 1x1 convs are
+      computed and how native calls are partitioned ("auto": per backend; CPU: native C++
+      kernels, elsewhere XLA's library ops). Same parameters and function whichever runs.
   """
   expansion_factor: float = 6
   bottleneck_activation: str = "linear"

@@ -8,6 +8,8 @@ per-channel multiply-add:
 
     mul = scale * rsqrt(var + eps),   y = act(x * mul + (bias - mean * mul))
 
+Which one runs is the caller's explicit choice (``mnv2_jax.ops.impl.Impl.batchnorm``):
+
 * XLA (any backend, and CPU without the native kernels): plain JAX, differentiated by autodiff,
   which yields the textbook backward. The folding alone made the CPU training step 1.27x faster
   than ``flax.linen.BatchNorm`` + ``clip`` (benchmarks/step_ablation.py, variant ``flax_bn``).
@@ -52,25 +54,31 @@ def activate(z: jax.Array, activation: str) -> jax.Array:
   raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
+IMPLEMENTATIONS = ("xla", "native")
+"""What this module computes; ``ops.impl`` adds ``"flax"`` (``flax.linen.BatchNorm``, in layers)."""
+
+
 def batch_norm_act(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
-                   activation: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+                   activation: str, impl: str = "xla",
+                   partition: str = "sharded") -> tuple[jax.Array, jax.Array, jax.Array]:
   """``(act(BN(x)), batch mean, batch variance)`` with batch statistics over all but the last axis.
 
   ``x``: (..., C) in the compute dtype; ``scale``/``bias``: (C,) float32. The output has ``x``'s
   dtype; mean and (biased) variance are float32, for the running averages (they carry no
-  gradient). On CPU with float32 ``x`` the reductions run in the native kernels
-  (``use_native``); elsewhere everything is XLA.
+  gradient). ``impl``: ``"xla"`` or ``"native"`` (CPU, float32 ``x``; the caller resolves
+  ``"auto"`` through ``ops.impl.Impl``); ``partition``: how the native calls are partitioned on
+  a mesh (``"sharded"`` or ``"gathered"``).
   """
   if activation not in ACTIVATIONS:
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-  if x.dtype == jnp.float32 and use_native():
-    return _bn_act_native(x, scale, bias, epsilon, activation)
+  if impl not in IMPLEMENTATIONS:
+    raise ValueError(f"batch norm impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+  if impl == "native":
+    if x.dtype != jnp.float32:
+      raise ValueError(f"the native batch norm needs float32 inputs, got {x.dtype}")
+    native.ensure_registered()
+    return _bn_act_native(x, scale, bias, epsilon, activation, partition)
   return _bn_act_xla(x, scale, bias, epsilon, activation)
-
-
-def use_native() -> bool:
-  """Whether the native batch-norm reductions are used (CPU backend, kernels available)."""
-  return jax.default_backend() == "cpu" and native.available()
 
 
 def _bn_act_xla(x, scale, bias, epsilon, activation):
@@ -106,28 +114,28 @@ _native_grad_sums = native_partition.batch_parallel(
     rule="b r c, b s d, e, f, g, h -> i, j")
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _bn_act_native(x, scale, bias, epsilon, activation):
-  return _bn_act_native_fwd(x, scale, bias, epsilon, activation)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _bn_act_native(x, scale, bias, epsilon, activation, partition):
+  return _bn_act_native_fwd(x, scale, bias, epsilon, activation, partition)[0]
 
 
-def _bn_act_native_fwd(x, scale, bias, epsilon, activation):
+def _bn_act_native_fwd(x, scale, bias, epsilon, activation, partition):
   count = x.size // x.shape[-1]
-  sum_x, sum_x2 = _native_moments(_as_rows(x))
+  sum_x, sum_x2 = _native_moments(_as_rows(x), partition=partition)
   mean = sum_x / count
   var = jnp.maximum(sum_x2 / count - jnp.square(mean), 0.0)
   y = _normalize(x, mean, var, scale, bias, epsilon, activation)
   return (y, mean, var), (x, scale, bias, mean, jax.lax.rsqrt(var + epsilon))
 
 
-def _bn_act_native_bwd(epsilon, activation, res, cotangents):
+def _bn_act_native_bwd(epsilon, activation, partition, res, cotangents):
   """dx = scale * inv * (dz - sum(dz) / N - xhat * sum(dz * xhat) / N); see the module doc."""
   del epsilon
   x, scale, bias, mean, inv = res
   dy = cotangents[0]  # Cotangents of mean and var are ignored: they feed no loss.
   count = x.size // x.shape[-1]
   dbias, dscale = _native_grad_sums(activation == "relu6", _as_rows(dy), _as_rows(x), mean,
-                                    inv, scale, bias)
+                                    inv, scale, bias, partition=partition)
   xhat = (x - mean) * inv
   if activation == "relu6":
     z = xhat * scale + bias

@@ -30,8 +30,9 @@ Implementations (``IMPLEMENTATIONS``):
   runs the kernels on its batch shard, the weight gradient is all-reduced
   (``ops/native/partition.py``).
 
-``"auto"`` picks per backend: CPU -> ``native`` (``taps_vjp`` if no C++ compiler is available),
-GPU/TPU -> ``xla``. Measurements behind the choice are in benchmarks/RESULTS.md.
+``"auto"`` picks per backend (``mnv2_jax.ops.impl``): CPU -> ``native`` (``taps_vjp`` if no C++
+compiler is available), GPU/TPU -> ``xla``. Measurements behind the choice are in
+benchmarks/RESULTS.md.
 
 The kernel layout is Flax's grouped-conv layout ``(kh, kw, 1, C)`` so parameters are identical
 whichever implementation is selected.
@@ -46,17 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from mnv2_jax.ops import native
+from mnv2_jax.ops import impl as impl_lib
 from mnv2_jax.ops.native import partition as native_partition
 
-IMPLEMENTATIONS = ("xla", "taps", "taps_vjp", "native")
-"""Concrete implementations; ``"auto"`` resolves to one of these per backend."""
-
-# Measured choice per backend (see benchmarks/RESULTS.md, "depthwise micro-benchmark" and the
-# full training step). GPU/TPU keep the library conv: no GPU measurement exists yet.
-_AUTO = {"cpu": "native"}
-_AUTO_DEFAULT = "xla"
-_NATIVE_FALLBACK = "taps_vjp"  # What "auto" uses on CPU when the native kernels cannot be built.
+IMPLEMENTATIONS = impl_lib.CHOICES["depthwise"]
+"""Concrete implementations; ``"auto"`` resolves to one of these per backend (``ops.impl``)."""
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -67,23 +62,8 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 def resolve_impl(impl: str, backend: str | None = None) -> str:
-  """Maps ``"auto"`` to the fastest implementation for ``backend`` (default: JAX's backend)."""
-  if impl not in IMPLEMENTATIONS + ("auto",):
-    raise ValueError(
-        f"depthwise_impl must be one of {IMPLEMENTATIONS + ('auto',)}, got {impl!r}")
-  backend = backend or jax.default_backend()
-  if impl == "auto":
-    impl = _AUTO.get(backend, _AUTO_DEFAULT)
-    if impl == "native" and not native.available():
-      impl = _NATIVE_FALLBACK
-    return impl
-  if impl == "native":
-    if backend != "cpu":
-      raise ValueError(
-          f"depthwise_impl='native' runs on the CPU backend only (backend here: {backend!r}); "
-          f"use one of {tuple(i for i in IMPLEMENTATIONS if i != 'native') + ('auto',)}")
-    native.ensure_registered()
-  return impl
+  """The concrete depthwise implementation for ``impl`` (``"auto"``: per backend, ``ops.impl``)."""
+  return impl_lib.Impl(depthwise=impl).resolve(backend).depthwise
 
 
 def _depthwise_xla(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
@@ -227,30 +207,36 @@ def _native_pads(x_shape, kernel_shape, stride) -> tuple[int, int]:
           same_padding(x_shape[2], kernel_shape[1], stride)[0])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _depthwise_native(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-  y = _native_forward(stride, _native_pads(x.shape, kernel.shape, stride), x, kernel)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_native(x: jax.Array, kernel: jax.Array, stride: int,
+                      partition: str) -> jax.Array:
+  y = _native_forward(stride, _native_pads(x.shape, kernel.shape, stride), x, kernel,
+                      partition=partition)
   return y.astype(x.dtype)
 
 
-def _native_fwd(x, kernel, stride):
-  return _depthwise_native(x, kernel, stride), (x, kernel)
+def _native_fwd(x, kernel, stride, partition):
+  return _depthwise_native(x, kernel, stride, partition), (x, kernel)
 
 
-def _native_bwd(stride, res, g):
+def _native_bwd(stride, partition, res, g):
   x, kernel = res
   pads = _native_pads(x.shape, kernel.shape, stride)
-  dx = _native_input_grad(stride, pads, x.shape[1:3], g, kernel)
-  dk = _native_weight_grad(stride, pads, kernel.shape, x, g)
+  dx = _native_input_grad(stride, pads, x.shape[1:3], g, kernel, partition=partition)
+  dk = _native_weight_grad(stride, pads, kernel.shape, x, g, partition=partition)
   return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
 _depthwise_native.defvjp(_native_fwd, _native_bwd)
 
 
-def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
-                   impl: str = "auto") -> jax.Array:
-  """Depthwise conv of NHWC ``x`` with a ``(kh, kw, 1, C)`` kernel, TF SAME padding."""
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, impl: str = "auto",
+                   partition: str = "sharded") -> jax.Array:
+  """Depthwise conv of NHWC ``x`` with a ``(kh, kw, 1, C)`` kernel, TF SAME padding.
+
+  ``impl``: one of ``IMPLEMENTATIONS`` or ``"auto"``; ``partition``: how the native calls are
+  partitioned on a multi-device mesh (``ops.impl``: ``"sharded"`` or ``"gathered"``).
+  """
   if kernel.ndim != 4 or kernel.shape[2] != 1 or kernel.shape[3] != x.shape[-1]:
     raise ValueError(
         f"depthwise kernel must have shape (kh, kw, 1, {x.shape[-1]}), got {kernel.shape}")
@@ -260,5 +246,5 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
   if impl == "taps_vjp":
     return _depthwise_taps_vjp(x, kernel, stride)
   if impl == "native":
-    return _depthwise_native(x, kernel, stride)
+    return _depthwise_native(x, kernel, stride, partition)
   return _depthwise_taps(x, kernel, stride)

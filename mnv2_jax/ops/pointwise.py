@@ -5,6 +5,11 @@ P = batch * height * width) with a library matmul that needs one operand transpo
 and picks which by its own heuristic: for the expansion convs of MobileNetV2 it copied the
 6x larger ``dY``. Writing the weight gradient as ``dot(transpose(smaller), larger)`` lets the
 copy be the small one.
+
+``pointwise_conv(x, w, impl)`` picks the formulation (``mnv2_jax.ops.impl.Impl.pointwise``):
+``"cpu_vjp"`` is that custom VJP, ``"dot"`` a plain ``dot_general`` differentiated by JAX (what
+GPUs and TPUs get: their matmul libraries take transposed operands without a copy). Both compute
+the same values.
 """
 
 from __future__ import annotations
@@ -14,14 +19,29 @@ import jax.numpy as jnp
 from jax import lax
 
 
-@jax.custom_vjp
-def pointwise_conv(x: jax.Array, w: jax.Array) -> jax.Array:
-  """``x`` (..., Cin) times ``w`` (Cin, Cout) -> (..., Cout)."""
+IMPLEMENTATIONS = ("dot", "cpu_vjp")
+
+
+def _dot(x: jax.Array, w: jax.Array) -> jax.Array:
   return lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
 
 
+def pointwise_conv(x: jax.Array, w: jax.Array, impl: str = "cpu_vjp") -> jax.Array:
+  """``x`` (..., Cin) times ``w`` (Cin, Cout) -> (..., Cout), in formulation ``impl``."""
+  if impl == "dot":
+    return _dot(x, w)
+  if impl == "cpu_vjp":
+    return _pointwise_cpu_vjp(x, w)
+  raise ValueError(f"pointwise impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+
+
+@jax.custom_vjp
+def _pointwise_cpu_vjp(x: jax.Array, w: jax.Array) -> jax.Array:
+  return _dot(x, w)
+
+
 def _fwd(x, w):
-  return pointwise_conv(x, w), (x, w)
+  return _dot(x, w), (x, w)
 
 
 def _bwd(res, g):
@@ -36,4 +56,4 @@ def _bwd(res, g):
   return dx, dw.astype(w.dtype)
 
 
-pointwise_conv.defvjp(_fwd, _bwd)
+_pointwise_cpu_vjp.defvjp(_fwd, _bwd)

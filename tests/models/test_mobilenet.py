@@ -7,6 +7,7 @@ import pytest
 
 from mnv2_jax import spec as S
 from mnv2_jax.models import MobileNetV1, MobileNetV2
+from mnv2_jax.ops.impl import Impl
 
 # He init keeps activations O(1) in inference mode at initialisation (running statistics are
 # still 0/1 then); with slim's 0.09 truncated normal they shrink to ~1e-11 through 52 layers,
@@ -166,7 +167,7 @@ def test_bfloat16_compute_keeps_float32_params(tiny):
 def test_depthwise_impls_agree_in_full_model(tiny):
   variables, x = tiny
   x = x[:, :33, :33]  # odd size: TF SAME pads 1/1 at stride 2
-  outs = [np.asarray(MobileNetV2(**TINY, depthwise_impl=impl).apply(variables, x, train=False))
+  outs = [np.asarray(MobileNetV2(**TINY, impl=Impl(depthwise=impl)).apply(variables, x, train=False))
           for impl in ("xla", "taps")]
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
 
@@ -184,7 +185,7 @@ def test_mobilenet_v1_forward():
     (dict(width_multiplier=0.0), "width_multiplier"),
     (dict(width_multiplier=-0.5), "width_multiplier"),
     (dict(dtype="float64"), "dtype"),
-    (dict(depthwise_impl="cudnn"), "depthwise_impl"),
+    (dict(impl="native"), "impl must be an mnv2_jax.ops.impl.Impl"),
     (dict(kernel_init="zeros"), "kernel_init"),
     (dict(dropout_rate=1.0), "dropout_rate"),
     (dict(expansion_factor=1, shortcut="expansion"), "cannot be wired"),

@@ -12,11 +12,10 @@ from mnv2_jax.ops import native
 
 
 @pytest.fixture(params=["xla", "native"])
-def path(request, monkeypatch):
+def path(request):
   """Runs a test once with XLA's reductions and once with the native kernels."""
   if request.param == "native":
     assert jax.default_backend() == "cpu" and native.available(), native.unavailable_reason()
-  monkeypatch.setattr(bn_ops, "use_native", lambda: request.param == "native")
   return request.param
 
 
@@ -34,16 +33,18 @@ class _FlaxReference(nn.Module):
 class _Ours(nn.Module):
   activation: str
   dtype: object = jnp.float32
+  impl: str = "xla"
 
   @nn.compact
   def __call__(self, x, *, train):
-    return BatchNormAct(self.activation, 0.9, 1e-3, self.dtype, name="bn")(x, train=train)
+    return BatchNormAct(self.activation, 0.9, 1e-3, self.dtype, self.impl, name="bn")(
+        x, train=train)
 
 
-def _setup(activation, dtype=jnp.float32, seed=0):
+def _setup(activation, dtype=jnp.float32, seed=0, impl="xla"):
   rng = np.random.default_rng(seed)
   x = jnp.asarray(rng.normal(1.5, 2.0, (4, 5, 6, 7)), jnp.float32).astype(dtype)
-  ours, ref = _Ours(activation, dtype), _FlaxReference(activation, dtype)
+  ours, ref = _Ours(activation, dtype, impl), _FlaxReference(activation, dtype)
   variables = ref.init(jax.random.key(0), x, train=False)
   assert jax.tree.structure(ours.init(jax.random.key(0), x, train=False)) == jax.tree.structure(
       variables)
@@ -55,7 +56,7 @@ def _setup(activation, dtype=jnp.float32, seed=0):
 
 @pytest.mark.parametrize("activation", ["relu6", "linear"])
 def test_train_mode_values_stats_and_gradients_match_flax(activation, path):
-  x, ours, ref, variables = _setup(activation)
+  x, ours, ref, variables = _setup(activation, impl=path)
   g = jnp.asarray(np.random.default_rng(1).normal(size=x.shape), jnp.float32)
 
   def run(module):
@@ -80,7 +81,7 @@ def test_train_mode_values_stats_and_gradients_match_flax(activation, path):
 
 
 def test_eval_mode_uses_running_statistics(path):
-  x, ours, ref, variables = _setup("relu6")
+  x, ours, ref, variables = _setup("relu6", impl=path)
   y = ours.apply(variables, x, train=False)
   np.testing.assert_allclose(y, ref.apply(variables, x, train=False), rtol=1e-5, atol=1e-5)
   # And not the batch statistics: shifting the batch shifts the output one for one.
@@ -104,7 +105,7 @@ def test_bfloat16_compute_keeps_float32_statistics():
 
 def test_running_statistics_untouched_while_initialising(path):
   x = jnp.ones((2, 3, 3, 4)) * 5.0
-  variables = _Ours("relu6").init(jax.random.key(0), x, train=True)
+  variables = _Ours("relu6", impl=path).init(jax.random.key(0), x, train=True)
   np.testing.assert_array_equal(variables["batch_stats"]["bn"]["mean"], np.zeros(4))
   np.testing.assert_array_equal(variables["batch_stats"]["bn"]["var"], np.ones(4))
 
@@ -114,13 +115,14 @@ def test_unknown_activation_is_rejected():
     bn_ops.batch_norm_act(jnp.ones((2, 3)), jnp.ones(3), jnp.zeros(3), 1e-3, "gelu")
 
 
-def test_native_path_is_taken_on_cpu(monkeypatch):
-  """Guards the fixture above: on CPU the float32 path really calls the native kernels."""
-  calls = []
-  monkeypatch.setattr(bn_ops, "_native_moments",
-                      lambda x, f=bn_ops._native_moments: calls.append(x.shape) or f(x))
+def test_native_path_is_taken_only_when_chosen():
+  """Guards the fixture above: impl="native" really calls the native kernels, "xla" does not."""
   x = jnp.ones((2, 3, 3, 4))
-  bn_ops.batch_norm_act(x, jnp.ones(4), jnp.zeros(4), 1e-3, "relu6")
-  assert calls == [(2, 9, 4)]  # (batch, rows per example, channels)
-  bn_ops.batch_norm_act(x.astype(jnp.bfloat16), jnp.ones(4), jnp.zeros(4), 1e-3, "relu6")
-  assert len(calls) == 1  # bfloat16 stays in XLA.
+  args = (x, jnp.ones(4), jnp.zeros(4), 1e-3, "relu6")
+  native_hlo = jax.jit(lambda *a: bn_ops.batch_norm_act(*a[:3], 1e-3, "relu6", "native")).lower(
+      *args[:3]).as_text()
+  xla_hlo = jax.jit(lambda *a: bn_ops.batch_norm_act(*a[:3], 1e-3, "relu6", "xla")).lower(
+      *args[:3]).as_text()
+  assert "Mnv2BnMoments" in native_hlo and "Mnv2BnMoments" not in xla_hlo
+  with pytest.raises(ValueError, match="float32"):  # bfloat16 has no native path.
+    bn_ops.batch_norm_act(x.astype(jnp.bfloat16), *args[1:], "native")

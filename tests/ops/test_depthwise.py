@@ -13,6 +13,8 @@ from jax.test_util import check_grads
 
 from mnv2_jax.models import MobileNetV2
 from mnv2_jax.ops import depthwise as dw
+from mnv2_jax.ops import native
+from mnv2_jax.ops.impl import Impl
 
 IMPLS = dw.IMPLEMENTATIONS
 TOL = {"float32": dict(rtol=1e-5, atol=1e-5), "bfloat16": dict(rtol=5e-2, atol=5e-2)}
@@ -142,12 +144,13 @@ def test_resolve_impl(monkeypatch):
   assert dw.resolve_impl("auto") in IMPLS
   for impl in IMPLS:
     assert dw.resolve_impl(impl) == impl
-  with pytest.raises(ValueError, match="depthwise_impl"):
+  with pytest.raises(ValueError, match="model.impl.depthwise must be one of"):
     dw.resolve_impl("cudnn")
-  with pytest.raises(ValueError, match="depthwise_impl='native' runs on the CPU backend only"):
+  with pytest.raises(ValueError,
+                     match="model.impl.depthwise='native' runs on the CPU backend only"):
     dw.resolve_impl("native", "gpu")
   # Without a usable C++ toolchain "auto" falls back to the best pure-XLA formulation.
-  monkeypatch.setattr(dw.native, "available", lambda: False)
+  monkeypatch.setattr(native, "available", lambda: False)
   assert dw.resolve_impl("auto", "cpu") == "taps_vjp"
 
 
@@ -192,7 +195,7 @@ def test_full_model_logits_and_gradients_agree_across_impls():
       jax.random.key(1), x, train=False)
 
   def run(impl):
-    model = MobileNetV2(width_multiplier=0.35, num_classes=10, depthwise_impl=impl,
+    model = MobileNetV2(width_multiplier=0.35, num_classes=10, impl=Impl(depthwise=impl),
                         dropout_rate=0.0)
 
     def loss(params):

@@ -28,7 +28,7 @@ _SCRIPT = textwrap.dedent("""
 
     def loss(x, k, scale, bias):
       y = depthwise.depthwise_conv(x[:take], k, 2, "native")
-      z, mean, var = batchnorm.batch_norm_act(y, scale, bias, 1e-3, "relu6")
+      z, mean, var = batchnorm.batch_norm_act(y, scale, bias, 1e-3, "relu6", "native")
       return jnp.sum(z * jnp.cos(z)) + jnp.sum(mean * var), z
 
     step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True))

@@ -31,13 +31,19 @@ misses the cache. `mnv2_jax.compile_cache` therefore sets
 `jax_remove_custom_partitioning_ptr_from_cache_key`, which drops the pointer from the key.
 That is only safe if the op's HLO determines what the callback does. Each call therefore gets
 one extra operand, a small int32 constant (`_key_operand`) holding the static arguments (stride,
-pads, ...) and a fingerprint of the source files that define the partitioned kernels' lowering.
+pads, ...) and a fingerprint of the source files that define the call's lowering: this file and
+the file that defines the wrapped function (found from the function itself when it is wrapped,
+so every caller of `batch_parallel` is covered by construction, with no list to maintain).
 Two calls with the same shapes but, say, different strides, or one compiled before and one after
 an edit of those files, never share a cache entry. The kernels never read that operand.
+
+Whether the calls are partitioned at all is the caller's explicit choice
+(`mnv2_jax.ops.impl.Impl.partition`: "sharded" or "gathered"), passed as `partition=`.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import pathlib
 import zlib
@@ -49,15 +55,14 @@ from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 KINDS = ("batch", "sum")
+PARTITIONS = ("sharded", "gathered", "auto")
+"""`partition=` values: data-parallel calls, or calls left to XLA (gathered); auto = sharded."""
 
-# Files whose code decides what a partitioned call lowers to (see the module docstring).
-_FINGERPRINTED = ("native/partition.py", "depthwise.py", "batchnorm.py")
-_OPS_DIR = pathlib.Path(__file__).resolve().parent.parent
-_FINGERPRINT = zlib.crc32(b"".join((_OPS_DIR / f).read_bytes() for f in _FINGERPRINTED))
 
-ENABLED = True
-"""Read at trace time. False: plain calls, gathered by the partitioner as before this module
-existed (benchmarks/step_ablation.py's `mesh_gathered` variant measures the difference)."""
+def fingerprint(impl: Callable) -> int:
+  """CRC of this file and of the source file defining `impl`: what decides the lowering."""
+  files = {pathlib.Path(__file__).resolve(), pathlib.Path(inspect.getsourcefile(impl)).resolve()}
+  return zlib.crc32(b"".join(f.read_bytes() for f in sorted(files)))
 
 
 def _batch_axes(mesh, arg_shapes, batched: Sequence[bool]):
@@ -72,10 +77,10 @@ def _batch_axes(mesh, arg_shapes, batched: Sequence[bool]):
   return axes if first.shape[0] % shards == 0 else None
 
 
-def _key_operand(static) -> np.ndarray:
+def _key_operand(source_crc: int, static) -> np.ndarray:
   """int32 [source fingerprint, *static ints]: makes the pre-partitioning HLO identify the call."""
   leaves = [int(v) for v in jax.tree.leaves(static)]
-  return np.asarray([_FINGERPRINT - 2**31, *leaves], np.int32)
+  return np.asarray([source_crc - 2**31, *leaves], np.int32)
 
 
 def batch_parallel(impl: Callable, *, num_static: int, batched: Sequence[bool],
@@ -91,11 +96,12 @@ def batch_parallel(impl: Callable, *, num_static: int, batched: Sequence[bool],
     rule: Shardy sharding rule, einsum-like, with the batch factor named `b`.
 
   Returns:
-    `f(*static, *operands)` returning what `impl` returns (a tuple if `results` has more than
-    one entry).
+    `f(*static, *operands, partition="sharded")` returning what `impl` returns (a tuple if
+    `results` has more than one entry); `partition="gathered"` emits the plain call.
   """
   if any(kind not in KINDS for kind in results):
     raise ValueError(f"results must be drawn from {KINDS}, got {results}")
+  source_crc = fingerprint(impl)
   single = len(results) == 1
   summed_only = all(kind == "sum" for kind in results)
 
@@ -127,12 +133,14 @@ def batch_parallel(impl: Callable, *, num_static: int, batched: Sequence[bool],
   partitioned.def_partition(partition=partition, sharding_rule="key, " + rule,
                             reduction_factors=("b",) if summed_only else ())
 
-  def call(*args):
+  def call(*args, partition: str = "sharded"):
     static, operands = args[:num_static], args[num_static:]
-    if not ENABLED:
+    if partition not in PARTITIONS:
+      raise ValueError(f"model.impl.partition must be one of {PARTITIONS}, got {partition!r}")
+    if partition == "gathered":
       fn = lambda *ops: impl(*static, *ops)
     else:
-      key = _key_operand(static)
+      key = _key_operand(source_crc, static)
       fn = lambda *ops: partitioned(*static, key, *ops)
     return jax.custom_batching.sequential_vmap(fn)(*operands)
 
