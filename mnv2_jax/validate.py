@@ -20,6 +20,8 @@ import math
 import os
 import tempfile
 
+import tensorflow_datasets as tfds
+
 from mnv2_jax import data
 from mnv2_jax import logging as mlog
 from mnv2_jax import optim
@@ -148,9 +150,7 @@ def dataset_info(input_cfg) -> data.DatasetInfo:
   """`data.dataset_info`, with an unknown TFDS name reported as a bad `input.dataset`."""
   try:
     return data.dataset_info(input_cfg)  # raises DatasetNotPreparedError with instructions
-  except Exception as e:  # tfds raises its own DatasetNotFoundError for unknown names.
-    if type(e).__name__ != "DatasetNotFoundError":
-      raise
+  except tfds.core.DatasetNotFoundError as e:  # its message lists every TFDS name
     hint = next((line.strip() for line in str(e).splitlines() if "Did you mean" in line), "")
     raise ValueError(
         f"input.dataset={input_cfg.dataset!r} is not a registered TFDS dataset; allowed: "
