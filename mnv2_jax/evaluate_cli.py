@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -24,17 +25,26 @@ from mnv2_jax import checkpointing
 from mnv2_jax import data
 from mnv2_jax import optim
 from mnv2_jax import parallel
+from mnv2_jax import spec as spec_lib
 from mnv2_jax import steps as steps_lib
 from mnv2_jax import train
 from mnv2_jax import train_state
+from mnv2_jax import validate
 from mnv2_jax.models import MobileNetV2
 
 
 def _checkpoint_variables(args, config):
-  info = data.dataset_info(config.input)
-  model = train_state.build_model(config.model, info.num_classes)
-  tx, _ = optim.make_optimizer(config.optim, steps_per_epoch=1, global_batch_size=96,
-                               total_steps=10**9)
+  """The run's model and the restored variables; the optimizer is the run's own (real sizes).
+
+  The dataset sizes, run length and model are computed by `validate` exactly as the trainer
+  did (same dataset, batch and durations), so the restore target has the trained structure.
+  """
+  info = validate.dataset_info(config.input)
+  length = validate.run_length(config, info)
+  model = validate.check_model(config, info.num_classes)
+  tx, _ = optim.make_optimizer(config.optim, steps_per_epoch=length.steps_per_epoch,
+                               global_batch_size=config.input.global_batch_size,
+                               total_steps=length.total_steps)
   ema = config.optim.ema_decay > 0
   abstract = jax.eval_shape(lambda: train_state.create(
       model, tx, seed=config.seed, resolution=config.input.resolution, ema=ema))
@@ -61,6 +71,23 @@ def _keras_variables(args):
   return model, from_keras(keras_model, model)
 
 
+def check_args(args) -> None:
+  """Rejects impossible flag values before anything is loaded, naming the flag and the range."""
+  if args.workdir and not os.path.isfile(os.path.join(args.workdir, "config.json")):
+    raise ValueError(f"--workdir={args.workdir!r} has no config.json; allowed: the workdir of "
+                     "an mnv2-train run")
+  if args.step is not None and args.step < 0:
+    raise ValueError(f"--step must be an integer >= 0 (a saved checkpoint), got {args.step}")
+  if args.batch_size is not None and args.batch_size < 1:
+    raise ValueError(f"--batch_size must be an integer >= 1, got {args.batch_size}")
+  if args.keras_weights:
+    if not (math.isfinite(args.width) and args.width > 0):
+      raise ValueError(f"--width must be a finite number > 0, got {args.width}")
+    if args.resolution < spec_lib.MIN_RESOLUTION:
+      raise ValueError(f"--resolution must be an integer >= {spec_lib.MIN_RESOLUTION}, got "
+                       f"{args.resolution}")
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="mnv2-eval", description=__doc__.splitlines()[0])
   p.add_argument("--workdir", help="training run directory (uses its config.json)")
@@ -76,6 +103,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   if bool(args.workdir) == bool(args.keras_weights):
     p.error("give exactly one of --workdir or --keras_weights")
+  check_args(args)
 
   if args.workdir:
     with open(os.path.join(args.workdir, "config.json")) as f:
@@ -96,7 +124,7 @@ def main(argv=None) -> int:
       config.input.data_dir = args.data_dir
     if args.split:
       config.input.eval_split = args.split
-    if args.batch_size:
+    if args.batch_size is not None:
       config.input.eval_batch_size = args.batch_size
   parallel.check_batch_size(config.input.eval_batch_size, "--batch_size")
   mesh = parallel.make_mesh()

@@ -26,6 +26,7 @@ sit in ``config.optim`` but are not consumed here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -33,12 +34,98 @@ import optax
 
 OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
 SCHEDULES = ("exponential", "cosine", "constant")
+FIELDS = ("name", "base_lr", "base_batch_size", "schedule", "decay_rate", "decay_epochs",
+          "staircase", "warmup_epochs", "momentum", "rmsprop_decay", "rmsprop_eps", "nesterov",
+          "weight_decay", "grad_clip_norm", "label_smoothing", "ema_decay")
+"""The fields of ``config.optim`` (see ``configs/common.py:optim_config``)."""
 
 
 def _check_choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
   if value not in allowed:
     raise ValueError(
         f"optim.{field} must be one of {allowed}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def _check_range(optim_cfg, field: str, low: float, high: float, *, low_open: bool,
+                 high_open: bool) -> None:
+  """``optim.<field>`` must be a finite number in the interval (open/closed as given)."""
+  value = optim_cfg[field]
+  ok = _is_number(value) and (value > low if low_open else value >= low) and (
+      value < high if high_open else value <= high)
+  if not ok:
+    interval = (f"{'(' if low_open else '['}{low:g}, "
+                f"{'inf' if high == math.inf else f'{high:g}'}{')' if high_open else ']'}")
+    raise ValueError(f"optim.{field} must be a finite number in {interval}, got {value!r}")
+
+
+def check_fields(optim_cfg) -> None:
+  """Checks every ``config.optim`` value that does not depend on the run's length.
+
+  Names and schedules must be known; the learning rate finite and > 0; weight decay, gradient
+  clipping and warm-up finite and >= 0; label smoothing, EMA decay, momentum and RMSProp decay
+  in [0, 1); ``rmsprop_eps`` > 0; for the exponential schedule ``decay_rate`` in (0, 1] and
+  ``decay_epochs`` > 0. Raises ValueError naming ``optim.<field>`` and the allowed values.
+  Duration-dependent limits are :func:`schedule_steps`'s.
+  """
+  present = tuple(optim_cfg.keys())
+  unknown = sorted(set(present) - set(FIELDS))
+  missing = [f for f in FIELDS if f not in present]
+  if unknown or missing:
+    raise ValueError(f"config.optim has unknown fields {unknown} and lacks {missing}; its "
+                     f"fields are {FIELDS}")
+  _check_choice("name", optim_cfg.name, OPTIMIZERS)
+  _check_choice("schedule", optim_cfg.schedule, SCHEDULES)
+  for field in ("staircase", "nesterov"):
+    if not isinstance(optim_cfg[field], bool):
+      raise ValueError(f"optim.{field} must be True or False, got {optim_cfg[field]!r}")
+  bs = optim_cfg.base_batch_size
+  if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
+    raise ValueError(f"optim.base_batch_size must be an integer >= 1, got {bs!r}")
+  inf = math.inf
+  _check_range(optim_cfg, "base_lr", 0.0, inf, low_open=True, high_open=True)
+  for field in ("weight_decay", "grad_clip_norm", "warmup_epochs"):
+    _check_range(optim_cfg, field, 0.0, inf, low_open=False, high_open=True)
+  for field in ("label_smoothing", "ema_decay", "momentum", "rmsprop_decay"):
+    _check_range(optim_cfg, field, 0.0, 1.0, low_open=False, high_open=True)
+  _check_range(optim_cfg, "rmsprop_eps", 0.0, inf, low_open=True, high_open=True)
+  if optim_cfg.schedule == "exponential":
+    _check_range(optim_cfg, "decay_rate", 0.0, 1.0, low_open=True, high_open=False)
+    _check_range(optim_cfg, "decay_epochs", 0.0, inf, low_open=True, high_open=True)
+
+
+def schedule_steps(optim_cfg, *, steps_per_epoch: int, total_steps: int
+                   ) -> tuple[int, int | None]:
+  """``(warmup_steps, decay_steps)`` of a run of this length; raises naming the field.
+
+  ``warmup_steps = round(warmup_epochs * steps_per_epoch)`` must fit in the run
+  (``<= total_steps``); the exponential schedule's ``decay_steps = int(steps_per_epoch *
+  decay_epochs)`` must be >= 1 (``None`` for the other schedules). ``check_fields`` runs first.
+  """
+  check_fields(optim_cfg)
+  if steps_per_epoch <= 0 or total_steps <= 0:
+    raise ValueError(
+        f"steps_per_epoch and total_steps must be positive, got "
+        f"{steps_per_epoch} and {total_steps}")
+  warmup_steps = int(round(optim_cfg.warmup_epochs * steps_per_epoch))
+  if warmup_steps > total_steps:
+    raise ValueError(
+        f"optim.warmup_epochs={optim_cfg.warmup_epochs} gives {warmup_steps} "
+        f"warm-up steps, outside [0, total_steps={total_steps}] (allowed: optim.warmup_epochs "
+        f"in [0, {total_steps / steps_per_epoch:g}] at {steps_per_epoch} steps per epoch)")
+  if optim_cfg.schedule != "exponential":
+    return warmup_steps, None
+  decay_steps = int(steps_per_epoch * optim_cfg.decay_epochs)
+  if decay_steps <= 0:
+    raise ValueError(
+        f"optim.decay_epochs={optim_cfg.decay_epochs} gives decay_steps="
+        f"{decay_steps} with steps_per_epoch={steps_per_epoch}; need >= 1 (allowed: "
+        f"optim.decay_epochs >= {1 / steps_per_epoch:g})")
+  return warmup_steps, decay_steps
 
 
 def peak_learning_rate(optim_cfg, *, global_batch_size: int) -> float:
@@ -75,17 +162,9 @@ def lr_schedule(optim_cfg, *, steps_per_epoch: int, global_batch_size: int,
   Returns:
     An ``optax.Schedule`` mapping the step count to the learning rate.
   """
-  _check_choice("schedule", optim_cfg.schedule, SCHEDULES)
-  if steps_per_epoch <= 0 or total_steps <= 0:
-    raise ValueError(
-        f"steps_per_epoch and total_steps must be positive, got "
-        f"{steps_per_epoch} and {total_steps}")
+  warmup_steps, decay_steps = schedule_steps(
+      optim_cfg, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
   peak = peak_learning_rate(optim_cfg, global_batch_size=global_batch_size)
-  warmup_steps = int(round(optim_cfg.warmup_epochs * steps_per_epoch))
-  if warmup_steps < 0 or warmup_steps > total_steps:
-    raise ValueError(
-        f"optim.warmup_epochs={optim_cfg.warmup_epochs} gives {warmup_steps} "
-        f"warm-up steps, outside [0, total_steps={total_steps}]")
 
   if optim_cfg.schedule == "cosine":
     # optax counts decay_steps from step 0, warm-up included.
@@ -94,11 +173,6 @@ def lr_schedule(optim_cfg, *, steps_per_epoch: int, global_batch_size: int,
         decay_steps=max(total_steps, warmup_steps + 1), end_value=0.0)
 
   if optim_cfg.schedule == "exponential":
-    decay_steps = int(steps_per_epoch * optim_cfg.decay_epochs)
-    if decay_steps <= 0:
-      raise ValueError(
-          f"optim.decay_epochs={optim_cfg.decay_epochs} gives decay_steps="
-          f"{decay_steps} with steps_per_epoch={steps_per_epoch}; need >= 1")
     main = optax.exponential_decay(
         init_value=peak, transition_steps=decay_steps,
         decay_rate=optim_cfg.decay_rate, staircase=optim_cfg.staircase)
@@ -177,10 +251,9 @@ def make_optimizer(optim_cfg, *, steps_per_epoch: int, global_batch_size: int,
     ``(tx, schedule)``; log ``schedule(step)`` as the current learning rate.
 
   Raises:
-    ValueError: unknown ``optim.name`` or ``optim.schedule``, or durations
-      that give no decay steps / more warm-up steps than ``total_steps``.
+    ValueError: any field :func:`check_fields` rejects, or durations that give
+      no decay steps / more warm-up steps than ``total_steps`` (:func:`schedule_steps`).
   """
-  _check_choice("name", optim_cfg.name, OPTIMIZERS)
   schedule = lr_schedule(
       optim_cfg, steps_per_epoch=steps_per_epoch,
       global_batch_size=global_batch_size, total_steps=total_steps)

@@ -1,8 +1,10 @@
 """`train_and_evaluate(config, workdir)`: the training loop, from config to summary.json.
 
 Order of events (each numbered step happens before the next can write or compile anything):
-1. `validate.check_config` and `validate.check_workdir`: bad fields, an unprepared dataset, an
-   unwritable workdir or a batch that does not split over the devices raise a clear error.
+1. `validate.check_config`, then `validate.check_workdir`: bad fields, an unprepared dataset,
+   impossible durations (warm-up longer than the run, ...), a batch that does not split over
+   the devices or an unwritable workdir raise a clear error; nothing is written before the
+   config passed every check (the workdir is created by `check_workdir`).
 2. Mesh over all devices of all processes; state created already replicated (jit with
    `out_shardings`), or restored from the latest checkpoint in `workdir` (exact resume).
 3. Loop: the data stream is a pure function of (seed, step) and dropout keys are
@@ -15,7 +17,6 @@ Order of events (each numbered step happens before the next can write or compile
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from typing import Any
@@ -131,24 +132,29 @@ def recalibration_batches(config, mesh, num_batches: int):
     yield parallel.global_batch(mesh, next(stream))
 
 
+def nonfinite_loss_message(loss, step: int, latest_step: int | None, directory: str,
+                           every_steps: int) -> str:
+  """The error for a diverged run: where the last good checkpoint is, or that there is none."""
+  if latest_step is None:
+    kept = (f"No checkpoint was saved before it (train.checkpoint_every_steps={every_steps}), "
+            f"so there is nothing to resume from in {directory}.")
+  else:
+    kept = f"The last good checkpoint (step {latest_step}) in {directory} is kept."
+  return f"non-finite training loss ({loss}) at step {step}; stopped. {kept}"
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming if a checkpoint is there); returns the summary."""
-  info = validate.check_config(config)
-  global_batch = config.input.global_batch_size
-  parallel.check_batch_size(global_batch)
-  parallel.check_batch_size(config.input.eval_batch_size, "input.eval_batch_size")
-  validate.check_workdir(workdir, config)
+  checked = validate.check_config(config)  # fields, dataset, durations, model, mesh batch
+  validate.check_workdir(workdir, config)  # the first thing that writes
   if config.compile_cache_dir != "off":
     compile_cache.enable(config.compile_cache_dir or None)
   mesh = parallel.make_mesh()
   logging.info("mesh: %d devices over %d processes", jax.device_count(), jax.process_count())
 
-  steps_per_epoch = max(1, info.num_train // global_batch)
-  total_steps = (config.train.num_steps if config.train.num_steps > 0
-                 else max(1, math.ceil(config.train.num_epochs * steps_per_epoch)))
-  eval_every = (config.train.eval_every_steps if config.train.eval_every_steps > 0
-                else max(1, round(config.train.eval_every_epochs * steps_per_epoch)))
-  model = train_state.resolve_impl(train_state.build_model(config.model, info.num_classes))
+  info, model, global_batch = checked.info, checked.model, config.input.global_batch_size
+  steps_per_epoch, total_steps = checked.length.steps_per_epoch, checked.length.total_steps
+  eval_every = checked.length.eval_every
   cplx = complexity.analyze(model, config.input.resolution)
   tx, schedule = optim.make_optimizer(config.optim, steps_per_epoch=steps_per_epoch,
                                       global_batch_size=global_batch, total_steps=total_steps)
@@ -222,9 +228,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     for (s, _), m in zip(pending, fetched):
       if not np.isfinite(m["loss"]):
         writer.write_summary(summary("failed", error=f"non-finite loss at step {s}"))
-        raise FloatingPointError(
-            f"non-finite training loss ({m['loss']}) at step {s}; stopped. The last good "
-            f"checkpoint (step {ckpt.latest_step()}) in {ckpt.directory} is kept.")
+        raise FloatingPointError(nonfinite_loss_message(
+            m["loss"], s, ckpt.latest_step(), ckpt.directory, ckpt.every_steps))
     means = {f"train/{k}": float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
     pending = []
     return means

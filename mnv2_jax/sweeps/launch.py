@@ -150,7 +150,14 @@ def write_manifest(plan: plan_lib.Plan, sweep_dir: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
-  try:
+  try:  # Everything is validated before the sweep dir is created (see the module docstring).
+    if args.parallel < 1:
+      raise ValueError(f"--parallel must be an integer >= 1, got {args.parallel}")
+    if args.only is not None:
+      try:
+        re.compile(args.only)
+      except re.error as e:
+        raise ValueError(f"--only must be a Python regular expression: {e}") from e
     sets = parse_sets(args.set)
     studies = [with_sets(studies_lib.load(p, args.preset, seeds=args.seeds), sets)
                for p in args.studies]

@@ -49,9 +49,9 @@ class Preset:
     return f"{self.config}:{arg}" if arg else self.config
 
   def seed_sweep(self, seeds: int | None = None) -> list[dict[str, Any]]:
-    n = self.seeds if seeds is None else int(seeds)
-    if n < 1:
-      raise ValueError(f"seeds must be >= 1, got {n}")
+    n = self.seeds if seeds is None else seeds
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+      raise ValueError(f"--seeds must be an integer >= 1, got {n!r}")
     return C.sweep("seed", range(n))
 
   def v2_grid(self) -> list[dict[str, Any]]:

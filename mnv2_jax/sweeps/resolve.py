@@ -4,9 +4,10 @@ Why the CLI path: the trainer reads ``--config=<file>[:arg] --config.a.b=v`` thr
 ``ml_collections.config_flags``; parsing our overrides through the same code (a fresh
 ``flags.FlagValues`` and ``sys_argv=``, see shared/reference/ecosystem.md §3.3) catches unknown
 keys (the config is locked), values of the wrong type and unparsable strings before any run
-starts. ``build_model`` then constructs the Flax module, whose ``__post_init__`` raises
-ValueError on bad fields (e.g. ``shortcut="expanshun"``), and expands its spec at the run's
-resolution.
+starts. ``build_model`` then checks every field value with the trainer's own checks
+(``mnv2_jax.validate``: finite positive learning rates, known names, ...) and constructs the Flax
+module, whose ``__post_init__`` raises ValueError on bad fields (e.g. ``shortcut="expanshun"``).
+Durations need the dataset's size and are checked by the trainer before it writes anything.
 """
 
 from __future__ import annotations
@@ -76,31 +77,29 @@ def load_config(base_config: str, flags_argv: Sequence[str] = ()) -> ml_collecti
     raise InvalidRunError(f"{' '.join(argv[1:])}: {type(e).__name__}: {e}") from e
 
 
-def build_model(config: ml_collections.ConfigDict):
-  """Builds the run's model and optimizer as the trainer does; raises InvalidRunError.
+# The class count is the dataset's, not a config field, and the sweep has no dataset: the model
+# is constructed with one class to run its field checks (a count >= 1 does not change them).
+# The trainer constructs it again with the dataset's count, after reading the dataset.
+_FIELD_CHECK_CLASSES = 1
 
-  Uses the trainer's own ``train_state.build_model`` and ``optim.make_optimizer`` (with
-  placeholder durations, as ``mnv2_jax.validate.check_config`` does), expands the model at the
-  run's resolution and checks ``wandb.mode``. Not checked here, because they need the
-  dataset: that it is prepared, and duration-dependent limits (warm-up longer than a
-  ``train.num_steps`` run); the trainer checks those at start-up.
+
+def build_model(config: ml_collections.ConfigDict):
+  """Checks every field value of a run as the trainer does; returns the model.
+
+  Uses the trainer's own checks, ``mnv2_jax.validate.check_fields`` (``wandb``, ``train``,
+  ``input``, every ``optim`` value) and ``validate.check_model`` (the Flax module constructed,
+  its spec expanded at the run's resolution); raises InvalidRunError. No stand-in durations:
+  the duration-dependent limits (warm-up longer than the run, decay period under one step) and
+  the dataset (prepared? its class count and size) are checked by the trainer at start-up,
+  before it writes anything.
   """
-  from mnv2_jax import logging as mlog  # pylint: disable=g-import-not-at-top
-  from mnv2_jax import optim  # pylint: disable=g-import-not-at-top
-  from mnv2_jax import train_state  # pylint: disable=g-import-not-at-top
+  from mnv2_jax import validate  # pylint: disable=g-import-not-at-top
 
   try:
-    if config.wandb.mode not in mlog.WANDB_MODES:
-      raise ValueError(f"wandb.mode must be one of {mlog.WANDB_MODES}, got "
-                       f"{config.wandb.mode!r}")
-    model = train_state.build_model(config.model, num_classes=10)
-    model.spec(int(config.input.resolution))
-    optim.make_optimizer(config.optim, steps_per_epoch=100, global_batch_size=96,
-                         total_steps=10_000_000)
-  except (ValueError, TypeError, KeyError) as e:
-    raise InvalidRunError(f"model {dict(config.model)} at resolution "
-                          f"{config.input.resolution}: {e}") from e
-  return model
+    validate.check_fields(config)
+    return validate.check_model(config, _FIELD_CHECK_CLASSES)
+  except (ValueError, TypeError, KeyError, AttributeError) as e:
+    raise InvalidRunError(f"{type(e).__name__}: {e}") from e
 
 
 def resolve(base_config: str, overrides: Mapping[str, Any]) -> ml_collections.ConfigDict:

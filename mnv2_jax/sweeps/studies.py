@@ -41,10 +41,17 @@ def load_module(path: str) -> ModuleType:
   spec = importlib.util.spec_from_file_location(f"mnv2_experiments.{stem}", path)
   module = importlib.util.module_from_spec(spec)
   sys.modules[spec.name] = module  # dataclasses and pickling look modules up here.
-  spec.loader.exec_module(module)
+  try:
+    spec.loader.exec_module(module)
+  except Exception as e:  # a broken file: syntax error, failing import, ...
+    sys.modules.pop(spec.name, None)
+    raise ValueError(f"experiment file {path} cannot be loaded: {type(e).__name__}: {e}") from e
   for attr in ("PRESETS", "get_sweep"):
     if not hasattr(module, attr):
-      raise AttributeError(f"{path} does not define {attr}")
+      raise AttributeError(f"{path} does not define {attr}; an experiment file defines "
+                           "PRESETS (a dict of presets) and get_sweep(preset, seeds=None)")
+  if not isinstance(module.PRESETS, dict) or not callable(module.get_sweep):
+    raise ValueError(f"{path}: PRESETS must be a dict of presets and get_sweep a function")
   return module
 
 
@@ -54,7 +61,13 @@ def load(path: str, preset: str, seeds: int | None = None) -> Study:
   name = preset.partition(":")[0]
   if name not in module.PRESETS:
     raise ValueError(f"{path} has no preset {name!r}; it supports {sorted(module.PRESETS)}")
-  base_config, runs = module.get_sweep(preset, seeds=seeds)
+  try:
+    base_config, runs = module.get_sweep(preset, seeds=seeds)
+  except (TypeError, ValueError, KeyError) as e:  # e.g. a preset ARG the file rejects
+    raise ValueError(f"{path} get_sweep({preset!r}, seeds={seeds}): {e}") from e
+  if not isinstance(base_config, str) or not all(isinstance(r, dict) for r in runs):
+    raise ValueError(f"{path} get_sweep must return (base_config: str, runs: list of dicts), "
+                     f"got ({base_config!r}, {type(runs).__name__})")
   runs = tuple({C.normalize_key(k): v for k, v in r.items()} for r in runs)
   if not runs:
     raise ValueError(f"{path} preset {preset!r} expands to no runs")
