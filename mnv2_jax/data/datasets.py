@@ -7,6 +7,10 @@ only builders prepared automatically are the offline ones:
     called explicitly.
 Everything else must be prepared by the user with `tfds build`.
 
+`prepare` is safe when many processes (one host or several sharing the
+data_dir) prepare the same dataset at once: it builds into a private staging
+dir and publishes the version dir with one atomic rename (publish.py).
+
 The pipeline reads records by index (see pipeline.py for why), so datasets
 must be prepared in the ArrayRecord file format. A dataset prepared as
 TFRecord gets an error that says how to convert it.
@@ -15,6 +19,7 @@ TFRecord gets an error that says how to convert it.
 import dataclasses
 import os
 
+from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -106,11 +111,15 @@ def prepare(opts: options_lib.InputOptions) -> None:
 
   root = os.fspath(builder.data_dir_root)
   try:
-    publish.publish_dir(
+    published = publish.publish_dir(
         root, os.path.relpath(os.fspath(builder.data_path), root), build,
         builder.is_prepared)
   except publish.PublishError as e:
     raise DatasetNotPreparedError(f"Cannot prepare {opts.dataset!r}: {e}") from e
+  # TFDS logged the staging path; say where the dataset really is.
+  logging.info("%s %s in %s", opts.dataset,
+               "published" if published else "prepared concurrently by another "
+               "process, reused", os.fspath(builder.data_path))
 
 
 def get_builder(opts: options_lib.InputOptions):
