@@ -24,7 +24,14 @@ Scheme (`publish_dir`):
   4. Staging directories of crashed preparers are removed when they were made
      on this host by a process that no longer exists; those of other hosts
      (their pids mean nothing here) are left alone and do not affect anyone:
-     TFDS never looks at hidden directories under the data_dir.
+     TFDS only looks under `<data_dir>/<dataset name>/`, and no dataset name
+     starts with a dot.
+
+What TFDS checks: `builder.is_prepared()` only asks whether the version dir has
+a valid version name and holds `dataset_info.json` (written last by TFDS), so
+a version dir must never become visible before it is complete; with this
+scheme it never is. Leftover `incomplete.*` dirs of older code next to the
+version dir are not valid version names and are ignored by TFDS.
 
 Guarantees and limits:
   * Concurrent preparers never fail because of each other and never see a
