@@ -1,4 +1,5 @@
-"""Test-wide setup: CPU only, quiet TensorFlow, a shared compile cache, W&B isolated.
+"""Test-wide setup: CPU only, quiet TensorFlow, a shared compile cache, a fresh TFDS data dir,
+W&B isolated.
 
 W&B isolation (every test module): every inherited ``WANDB_*`` variable is removed (so a
 developer's key, project or sweep id cannot change what a test sees), ``NETRC`` points at a
@@ -11,19 +12,31 @@ Note: test directories such as ``tests/logging`` have no ``__init__.py`` on purp
 ``tests/`` on ``sys.path`` could let ``tests/logging`` shadow the standard library ``logging``.
 """
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-# One persistent JAX compilation cache for the whole test session (and its subprocesses): the
-# trainer tests compile the same tiny train step in several processes.
+# One JAX compilation cache for the test session (and its subprocesses): the trainer tests
+# compile the same tiny train step in several processes. $MNV2_JAX_CACHE_DIR wins (.ci/run
+# points it at an empty temp dir); otherwise it persists in the repo's .pytest_cache.
 os.environ.setdefault("MNV2_JAX_CACHE_DIR", os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache",
     "mnv2_jax_compile_cache"))
+# TFDS data: a fresh, empty data dir per test session, never the user's ~/tensorflow_datasets
+# or $TFDS_DATA_DIR, so no test passes only because a dataset was prepared earlier (tests that
+# use the default data_dir prepare sklearn_digits there themselves, concurrently-safe). Set by
+# the main pytest process before TFDS is imported (TFDS reads it on import); xdist workers and
+# subprocesses inherit it.
+if "PYTEST_XDIST_WORKER" not in os.environ:
+  os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="mnv2_jax_tests_tfds_")
+  atexit.register(shutil.rmtree, os.environ["TFDS_DATA_DIR"], ignore_errors=True)
 
 
 def _closed_port() -> int:

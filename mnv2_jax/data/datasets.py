@@ -7,18 +7,25 @@ only builders prepared automatically are the offline ones:
     called explicitly.
 Everything else must be prepared by the user with `tfds build`.
 
+`prepare` is safe when many processes (one host or several sharing the
+data_dir) prepare the same dataset at once: it builds into a private staging
+dir and publishes the version dir with one atomic rename (publish.py).
+
 The pipeline reads records by index (see pipeline.py for why), so datasets
 must be prepared in the ArrayRecord file format. A dataset prepared as
 TFRecord gets an error that says how to convert it.
 """
 
+import dataclasses
 import os
 
+from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
 from mnv2_jax.data import digits
 from mnv2_jax.data import options as options_lib
+from mnv2_jax.data import publish
 
 ARRAY_RECORD = "array_record"
 _IMAGENET = "imagenet2012"
@@ -61,7 +68,17 @@ def _builder(opts: options_lib.InputOptions, file_format: str | None = None):
 
 
 def prepare(opts: options_lib.InputOptions) -> None:
-  """Prepares an offline-preparable dataset as ArrayRecord (no-op if done)."""
+  """Prepares an offline-preparable dataset as ArrayRecord (no-op if done).
+
+  Safe when many processes (on one or several hosts sharing `data_dir`) call
+  it at once: each builds into a private staging dir under `data_dir` and
+  the finished version dir is published with one atomic rename; the losers
+  reuse the winner's (see publish.py for the guarantees and limits).
+
+  Raises:
+    DatasetNotPreparedError: the dataset cannot be prepared offline (with
+      instructions), or a non-empty but incomplete version dir is in the way.
+  """
   if opts.is_synthetic:
     return
   builder = _builder(opts, file_format=ARRAY_RECORD)
@@ -69,7 +86,7 @@ def prepare(opts: options_lib.InputOptions) -> None:
     return
   name = _base_name(opts.dataset)
   if name == digits.SklearnDigits.name:
-    builder.download_and_prepare()
+    download_config = None
   elif name == _IMAGENET:
     manual_dir = os.fspath(_manual_dir(opts, builder))
     # tfds 4.9.10 reads the val tar's file list even when building only the
@@ -78,8 +95,7 @@ def prepare(opts: options_lib.InputOptions) -> None:
       raise DatasetNotPreparedError(
           f"No ImageNet tars found in {manual_dir!r} ({_IMAGENET_TARS[1]} "
           "is required). " + _imagenet_instructions(opts, builder))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
   else:
     raise DatasetNotPreparedError(
         f"mnv2_jax never downloads {opts.dataset!r} implicitly. Prepare it "
@@ -87,6 +103,23 @@ def prepare(opts: options_lib.InputOptions) -> None:
         f"{os.fspath(builder.data_dir_root)} --file_format={ARRAY_RECORD}` "
         "(needs "
         "network), or copy a prepared data_dir onto this machine.")
+
+  def build(staging_root: str) -> None:
+    staged = _builder(dataclasses.replace(opts, data_dir=staging_root),
+                      file_format=ARRAY_RECORD)
+    staged.download_and_prepare(download_config=download_config)
+
+  root = os.fspath(builder.data_dir_root)
+  try:
+    published = publish.publish_dir(
+        root, os.path.relpath(os.fspath(builder.data_path), root), build,
+        builder.is_prepared)
+  except publish.PublishError as e:
+    raise DatasetNotPreparedError(f"Cannot prepare {opts.dataset!r}: {e}") from e
+  # TFDS logged the staging path; say where the dataset really is.
+  logging.info("%s %s in %s", opts.dataset,
+               "published" if published else "prepared concurrently by another "
+               "process, reused", os.fspath(builder.data_path))
 
 
 def get_builder(opts: options_lib.InputOptions):

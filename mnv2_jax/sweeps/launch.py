@@ -125,6 +125,30 @@ def emit_wandb_yamls(plan: plan_lib.Plan, sweep_dir: str, names: set[str]) -> li
   return paths
 
 
+def prepare_datasets(runs: Sequence[plan_lib.Run]) -> None:
+  """Prepares, once each, every dataset ``runs`` read, before any of them starts.
+
+  One call per distinct (dataset, data_dir, manual_dir) of the resolved configs. The runs would
+  prepare on first use too (safely, see ``mnv2_jax.data.publish``), but N parallel runs would
+  each do the full work, and a dataset that cannot be prepared would fail every run separately.
+
+  Raises:
+    mnv2_jax.data.DatasetNotPreparedError: a dataset cannot be prepared (with instructions).
+  """
+  from mnv2_jax import data  # pylint: disable=g-import-not-at-top  # tfds: only when launching
+  from mnv2_jax.data import options  # pylint: disable=g-import-not-at-top
+  distinct = {}
+  for run in runs:
+    opts = options.from_config(run.config.input)
+    distinct.setdefault((opts.dataset, opts.data_dir, opts.manual_dir), opts)
+  for (dataset, data_dir, manual_dir), opts in distinct.items():
+    if opts.is_synthetic:
+      continue
+    print(f"# preparing {dataset} (data_dir={data_dir or 'tfds default'}"
+          f"{f', manual_dir={manual_dir}' if manual_dir else ''})", file=sys.stderr, flush=True)
+    data.prepare(opts)
+
+
 def write_manifest(plan: plan_lib.Plan, sweep_dir: str) -> str:
   """Writes ``sweep.json``, keeping runs an earlier invocation listed (e.g. with --only)."""
   os.makedirs(sweep_dir, exist_ok=True)
@@ -205,6 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
       print(f"# {r.name}: {status[r.name]} -> skip" if status[r.name] == runner.FINISHED
             else line)
     return 0
+  if jobs:
+    from mnv2_jax.data import DatasetNotPreparedError  # pylint: disable=g-import-not-at-top
+    try:
+      prepare_datasets([r for r in plan.runs if status[r.name] != runner.FINISHED])
+    except (DatasetNotPreparedError, OSError) as e:
+      print(f"mnv2-sweep: {e}\n# no run was launched", file=sys.stderr)
+      return 2
   write_manifest(plan, sweep_dir)
   failed = []
   if jobs:
