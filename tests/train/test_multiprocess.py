@@ -15,7 +15,17 @@ that 1e-7 parameter noise grows to >1e-3 in the loss within two steps (measured:
 
 import socket
 
+import jax
+import numpy as np
+
+from mnv2_jax import checkpointing
+from mnv2_jax import data
 from mnv2_jax import logging as mlog
+from mnv2_jax import optim
+from mnv2_jax import parallel
+from mnv2_jax import steps
+from mnv2_jax import train_state
+from mnv2_jax.sweeps import resolve
 from tests.train import helpers
 
 SYNTHETIC = ("--config.input.dataset=synthetic", "--config.input.synthetic_num_examples=16",
@@ -31,6 +41,33 @@ def _free_port():
     return s.getsockname()[1]
 
 
+def _config(extra=()):
+  """The run's config exactly as the trainer parses its flags."""
+  flags = [f for f in helpers.tiny_flags("unused", *SYNTHETIC, *extra)
+           if f.startswith("--config.")]
+  return resolve.load_config(f"{helpers.ROOT}/configs/digits.py:batch=16", flags)
+
+
+def _unsharded_first_step(config):
+  """(step-1 state, step-1 metrics) on this process's single device, no mesh."""
+  assert jax.device_count() == 1
+  info = data.dataset_info(config.input)
+  model = train_state.resolve_impl(train_state.build_model(config.model, info.num_classes))
+  spe = max(1, info.num_train // config.input.global_batch_size)
+  tx, schedule = optim.make_optimizer(config.optim, steps_per_epoch=spe,
+                                      global_batch_size=config.input.global_batch_size,
+                                      total_steps=config.train.num_steps)
+  state = train_state.create(model, tx, seed=config.seed, resolution=config.input.resolution,
+                             ema=config.optim.ema_decay > 0)
+  batch = next(data.make_train_iterator(config.input, global_batch_size=16, seed=config.seed,
+                                        process_index=0, process_count=1))
+  step = jax.jit(steps.make_train_step(model, tx, schedule, num_classes=info.num_classes,
+                                       label_smoothing=config.optim.label_smoothing,
+                                       ema_decay=config.optim.ema_decay))
+  new_state, metrics = step(state, jax.tree.map(np.asarray, batch))
+  return jax.device_get(new_state), jax.device_get(metrics), state
+
+
 def _losses(workdir):
   rows = mlog.read_metrics(f"{workdir}/metrics.jsonl")
   return [r["train/loss"] for r in rows if "train/loss" in r]
@@ -44,8 +81,9 @@ def test_two_processes_match_one_process(tmp_path):
 
   multi = str(tmp_path / "multi")
   port = _free_port()
+  every_step = ("--config.train.checkpoint_every_steps=1", "--config.train.keep_checkpoints=6")
   procs = [helpers.start(
-      helpers.tiny_flags(multi, *SYNTHETIC, "--multihost",
+      helpers.tiny_flags(multi, *SYNTHETIC, *every_step, "--multihost",
                          f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                          f"--process_id={i}"), tmp_path / f"multi{i}.log",
       helpers.env(JAX_NUM_CPU_DEVICES="1"))
@@ -60,3 +98,29 @@ def test_two_processes_match_one_process(tmp_path):
   for a, b in zip(got, want):
     assert abs(a - b) <= 1e-5, (got, want)
   assert max(want) - min(want) > 0.1   # the trajectory moves: a real comparison
+
+  # Step 1 of the two-process run against one unsharded device in this process.
+  config = _config(every_step)
+  ref_state, ref_metrics, init = _unsharded_first_step(config)
+  assert abs(got[0] - float(ref_metrics["loss"])) <= 1e-5 * abs(got[0]), (got[0], ref_metrics)
+  ckpt = checkpointing.Checkpointer(multi, keep=6, every_steps=1)
+  assert 1 in ckpt.manager.all_steps()
+  step1, _ = ckpt.restore(None, step=1)
+  ckpt.close()
+  step1 = jax.device_get(step1)
+  grads = ref_state.opt_state  # SGD momentum trace after one step = gradient (+ L2 term)
+  for name, got_tree, want_tree in (("params", step1.params, ref_state.params),
+                                    ("batch_stats", step1.batch_stats, ref_state.batch_stats),
+                                    ("opt_state", step1.opt_state, grads)):
+    flat_got = jax.tree_util.tree_flatten_with_path(got_tree)[0]
+    flat_want = jax.tree.leaves(want_tree)
+    assert len(flat_got) == len(flat_want) > 100, name
+    for (path, a), b in zip(flat_got, flat_want):
+      b = np.asarray(b)
+      np.testing.assert_allclose(np.asarray(a), b, rtol=1e-4, atol=1e-5 * (1 + np.abs(b).max()),
+                                 err_msg=f"{name}{jax.tree_util.keystr(path)}")
+  # The step really moved every part of the state (the comparison is not of unchanged values).
+  moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(init.batch_stats),
+                                                  jax.tree.leaves(ref_state.batch_stats))]
+  assert all(moved)
+  assert max(float(np.abs(g).max()) for g in jax.tree.leaves(grads)) > 1e-2
