@@ -1,6 +1,7 @@
 """Flax MobileNetV2/V1: shapes, batch-norm state, determinism, ablation wiring, errors."""
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -167,6 +168,21 @@ def test_variants_share_parameters_but_compute_different_functions(tiny):
       assert not np.allclose(outputs[i], outputs[j], rtol=1e-3, atol=1e-3)
 
 
+def _operand_dtypes(jaxpr, primitives):
+  """Operand dtypes of every equation of `primitives` in `jaxpr` and its sub-jaxprs."""
+  out = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in primitives:
+      out += [v.aval.dtype for v in eqn.invars]
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else (param,):
+        if isinstance(sub, jax.extend.core.ClosedJaxpr):
+          out += _operand_dtypes(sub.jaxpr, primitives)
+        elif isinstance(sub, jax.extend.core.Jaxpr):
+          out += _operand_dtypes(sub, primitives)
+  return out
+
+
 def test_bfloat16_compute_keeps_float32_params(tiny):
   variables, x = tiny
   # The bfloat16 model's own variables (traced, not compiled): float32, same tree as float32's.
@@ -181,6 +197,12 @@ def test_bfloat16_compute_keeps_float32_params(tiny):
                                           mutable=["intermediates"]))
     logits, state = fn(variables, x)
     return logits, state["intermediates"]["block_3"]["__call__"][0]["block_3/project"]
+
+  # The XLA convolutions and matmuls take bfloat16 operands (the native CPU depthwise kernels,
+  # ffi calls, compute in float32 by design: ops/depthwise.py).
+  jaxpr = jax.make_jaxpr(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
+  operands = _operand_dtypes(jaxpr.jaxpr, ("conv_general_dilated", "dot_general"))
+  assert operands and set(operands) == {jnp.dtype(jnp.bfloat16)}, set(operands)
 
   logits, mid = run("bfloat16")
   ref_logits, ref_mid = run("float32")
