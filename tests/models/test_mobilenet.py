@@ -78,7 +78,8 @@ def test_batch_stats_follow_tf_momentum_rule_only_in_training(tiny):
     # The batch norm's input is its conv's output; its batch moments computed here in float64.
     bn_in = np.asarray(state["intermediates"][layer.scope][layer.name]["conv"]["__call__"][0],
                        np.float64)
-    ra, new = old[layer.scope][layer.name]["bn"], state["batch_stats"][layer.scope][layer.name]["bn"]
+    ra = old[layer.scope][layer.name]["bn"]
+    new = state["batch_stats"][layer.scope][layer.name]["bn"]
     np.testing.assert_allclose(new["mean"], m * ra["mean"] + (1 - m) * bn_in.mean((0, 1, 2)),
                                rtol=1e-5, atol=1e-6, err_msg=layer.path)
     np.testing.assert_allclose(new["var"], m * ra["var"] + (1 - m) * bn_in.var((0, 1, 2)),
