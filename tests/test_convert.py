@@ -2,13 +2,12 @@
 
 import jax
 import jax.numpy as jnp
+import keras  # a pinned dependency (pyproject.toml): a missing keras is an error, not a skip
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mnv2_jax.convert import from_keras  # noqa: E402
-from mnv2_jax.models import MobileNetV2  # noqa: E402
+from mnv2_jax.convert import from_keras
+from mnv2_jax.models import MobileNetV2
 
 
 def _randomised_keras(alpha, resolution, seed):

@@ -22,8 +22,14 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
               status: str | None = "finished", final_top1: float | None = None,
               best_top1: float | None = None, top5: float | None = None,
               group: str = "test", name: str | None = None, tags: Sequence[str] = (),
-              wall_time_s: float = 60.0, write_summary: bool = True) -> str:
-  """Writes one fake run; ``final_top1``/``best_top1`` default to the curve's last/max."""
+              wall_time_s: float = 60.0, write_summary: bool = True,
+              madds: int | None = None) -> str:
+  """Writes one fake run; ``final_top1``/``best_top1`` default to the curve's last/max.
+
+  ``madds`` defaults to the architecture's real count (``sweeps.compute.forward_madds``); a
+  test that must tell runs of one operating point apart (e.g. by their plotted points) gives
+  each its own value.
+  """
   os.makedirs(workdir, exist_ok=True)
   name = name or os.path.basename(os.path.normpath(workdir))
   config = {
@@ -51,7 +57,8 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
         "status": status, "model": model, "width_multiplier": width, "resolution": resolution,
         "expansion_factor": expansion_factor, "bottleneck_activation": bottleneck_activation,
         "shortcut": shortcut, "seed": seed, "dataset": dataset,
-        "madds": compute.forward_madds(config, num_classes=10), "params": 1_000_000,
+        "madds": compute.forward_madds(config, num_classes=10) if madds is None else madds,
+        "params": 1_000_000,
         "params_no_bn": 990_000, "final/top1": final_top1, "final/top5": top5,
         "best/top1": best_top1, "best/top5": top5, "best_step": best_step,
         "steps": curve[-1][0] if curve else 0, "epochs": 12.0, "wall_time_s": wall_time_s,

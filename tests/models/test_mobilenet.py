@@ -1,6 +1,7 @@
 """Flax MobileNetV2/V1: shapes, batch-norm state, determinism, ablation wiring, errors."""
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -59,20 +60,34 @@ def test_forward_runs_and_is_deterministic_in_inference(tiny):
                              rtol=1e-5, atol=1e-5)
 
 
-def test_batch_stats_update_only_in_training(tiny):
+def test_batch_stats_follow_tf_momentum_rule_only_in_training(tiny):
   model = MobileNetV2(**TINY)
   variables, x = tiny
-  _, updates = jax.jit(lambda v, x: model.apply(
-      v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(3)}))(
-          variables, x)
-  before = variables["batch_stats"]["block_3"]["depthwise"]["bn"]["mean"]
-  after = updates["batch_stats"]["block_3"]["depthwise"]["bn"]["mean"]
-  assert not np.allclose(before, after)
-  # Momentum 0.997: running mean moves 0.3% of the way to the batch mean.
-  assert np.max(np.abs(after - before)) < 0.01 * (np.max(np.abs(after)) / 0.003 + 1)
+  # Non-zero running statistics (init gives mean 0, var 1), so that a rule which drops or
+  # mis-weights the old value is visible.
+  rng = np.random.default_rng(0)
+  old = jax.tree.map(lambda a: jnp.asarray(rng.uniform(0.5, 1.5, a.shape), jnp.float32),
+                     variables["batch_stats"])
+  variables = {**variables, "batch_stats": old}
+  _, state = jax.jit(lambda v, x: model.apply(
+      v, x, train=True, mutable=["batch_stats", "intermediates"], capture_intermediates=True,
+      rngs={"dropout": jax.random.key(3)}))(variables, x)
+  m = model.bn_momentum
+  layers = [l for l in model.spec(x.shape[1]).layers if l.op != "dense"]
+  assert len(layers) == len(jax.tree.leaves(old)) // 2
+  for layer in layers:
+    # The batch norm's input is its conv's output; its batch moments computed here in float64.
+    bn_in = np.asarray(state["intermediates"][layer.scope][layer.name]["conv"]["__call__"][0],
+                       np.float64)
+    ra = old[layer.scope][layer.name]["bn"]
+    new = state["batch_stats"][layer.scope][layer.name]["bn"]
+    np.testing.assert_allclose(new["mean"], m * ra["mean"] + (1 - m) * bn_in.mean((0, 1, 2)),
+                               rtol=1e-5, atol=1e-6, err_msg=layer.path)
+    np.testing.assert_allclose(new["var"], m * ra["var"] + (1 - m) * bn_in.var((0, 1, 2)),
+                               rtol=1e-5, atol=1e-6, err_msg=layer.path)
   _, state = jax.jit(lambda v, x: model.apply(v, x, train=False, mutable=["batch_stats"]))(
       variables, x)
-  jax.tree.map(np.testing.assert_array_equal, state["batch_stats"], variables["batch_stats"])
+  jax.tree.map(np.testing.assert_array_equal, state["batch_stats"], old)
 
 
 def test_dropout_active_only_in_training(tiny):
@@ -80,7 +95,19 @@ def test_dropout_active_only_in_training(tiny):
   variables, x = tiny
   train = jax.jit(lambda k: model.apply(variables, x, train=True, mutable=["batch_stats"],
                                         rngs={"dropout": jax.random.key(k)})[0])
-  assert not np.allclose(train(0), train(1))
+  a = train(0)
+  assert not np.allclose(a, train(1))
+  np.testing.assert_array_equal(train(0), a)   # the key, not chance, decides the mask
+  # Inference: no dropout whatever key is supplied, i.e. the forward of a dropout-free model.
+  infer = jax.jit(lambda k: model.apply(variables, x, train=False,
+                                        rngs={"dropout": jax.random.key(k)}))
+  no_dropout = MobileNetV2(**TINY, dropout_rate=0.0)
+  reference = jax.jit(lambda v: no_dropout.apply(v, x, train=False))(variables)
+  assert np.abs(reference).max() > 1.0
+  first = infer(0)
+  np.testing.assert_array_equal(infer(1), first)
+  # Not bit-equal: a different program (XLA may fuse differently); dropout would differ by O(1).
+  np.testing.assert_allclose(first, reference, rtol=1e-4, atol=1e-4)
 
 
 def _group_outputs(model, variables, x):
@@ -143,9 +170,28 @@ def test_variants_share_parameters_but_compute_different_functions(tiny):
       assert not np.allclose(outputs[i], outputs[j], rtol=1e-3, atol=1e-3)
 
 
+def _operand_dtypes(jaxpr, primitives):
+  """Operand dtypes of every equation of `primitives` in `jaxpr` and its sub-jaxprs."""
+  out = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in primitives:
+      out += [v.aval.dtype for v in eqn.invars]
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else (param,):
+        if isinstance(sub, jax.extend.core.ClosedJaxpr):
+          out += _operand_dtypes(sub.jaxpr, primitives)
+        elif isinstance(sub, jax.extend.core.Jaxpr):
+          out += _operand_dtypes(sub, primitives)
+  return out
+
+
 def test_bfloat16_compute_keeps_float32_params(tiny):
   variables, x = tiny
-  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
+  # The bfloat16 model's own variables (traced, not compiled): float32, same tree as float32's.
+  bf16 = MobileNetV2(**TINY, dtype="bfloat16")
+  shapes = jax.eval_shape(lambda: bf16.init(jax.random.key(0), x, train=False))
+  assert jax.tree.structure(shapes) == jax.tree.structure(variables)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(shapes))
 
   def run(dtype):
     model = MobileNetV2(**TINY, dtype=dtype)
@@ -154,9 +200,16 @@ def test_bfloat16_compute_keeps_float32_params(tiny):
     logits, state = fn(variables, x)
     return logits, state["intermediates"]["block_3"]["__call__"][0]["block_3/project"]
 
+  # The XLA convolutions and matmuls take bfloat16 operands (the native CPU depthwise kernels,
+  # ffi calls, compute in float32 by design: ops/depthwise.py).
+  jaxpr = jax.make_jaxpr(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
+  operands = _operand_dtypes(jaxpr.jaxpr, ("conv_general_dilated", "dot_general"))
+  assert operands and set(operands) == {jnp.dtype(jnp.bfloat16)}, set(operands)
+
   logits, mid = run("bfloat16")
   ref_logits, ref_mid = run("float32")
   assert logits.dtype == jnp.float32 and mid.dtype == jnp.bfloat16
+  assert ref_mid.dtype == jnp.float32
   assert np.all(np.isfinite(logits))
   # bf16 has an 8-bit mantissa: ~1% relative error after 11 layers (measured 0.96%). The final
   # logits of a random, untrained network are too chaotic to compare tightly.

@@ -78,7 +78,9 @@ def test_deltas_and_sentences(sweep):
   assert set(rows) == {"relu6/bottleneck", "linear/expansion"}  # none: no finished runs
   relu = rows["relu6/bottleneck"]                                 # deltas -1, -2, -1
   assert relu["n"] == 3 and relu["delta_mean"] == pytest.approx(-4 / 3)
-  assert relu["boot_lo"] >= -2.0 - 1e-9 and relu["boot_hi"] <= -1.0 + 1e-9
+  # Resampled means of (-1, -2, -1) are -2 with probability (1/3)^3 = 3.7% > 2.5% and -1 with
+  # (2/3)^3 = 30%: the 95% percentile interval is exactly [-2, -1] (10,000 resamples).
+  assert (relu["boot_lo"], relu["boot_hi"]) == pytest.approx((-2.0, -1.0))
   assert relu["sentence"].startswith(
       "bottleneck_activation=relu6 is 1.33 ± ")
   assert "points below bottleneck_activation=linear at 1.2" in relu["sentence"]

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+
+import numpy as np
 
 from mnv2_jax.logging import WandbWriter
 from mnv2_jax.logging import read_offline_run
@@ -34,12 +37,26 @@ def test_run_without_summary_is_read_from_its_offline_wandb_run(tmp_path):
   assert record.curve == ((10, 0.5), (20, 0.75), (30, 0.7))
 
 
+def _logged_table(run, key):
+  """(columns, data) of the table file W&B recorded for ``key`` (its summary's reference)."""
+  ref = run["summary"][key]
+  assert ref["_type"] == "table-file", ref
+  # The history row (flattened keys) points at the same file.
+  assert [row[key + ".path"] for row in run["history"] if key + ".path" in row] == [ref["path"]]
+  with open(os.path.join(run["run_dir"], "files", ref["path"]), encoding="utf-8") as f:
+    table = json.load(f)
+  return table["columns"], table["data"]
+
+
 def test_wandb_report_run(tmp_path):
   sweep = tmp_path / "sweep"
+  expected_points = []   # (MMAdds, final top-1 %) of each run: distinct, so a swap shows
   for act, finals in (("linear", (0.9, 0.92)), ("relu6", (0.88, 0.91))):
     for seed, final in enumerate(finals):
+      madds = 50_000_000 + 1_000_000 * len(expected_points)
+      expected_points.append((madds / 1e6, 100 * final))
       testing.write_run(str(sweep / f"{act}_s{seed}"), bottleneck_activation=act, seed=seed,
-                        curve=[(10, final - 0.2), (20, final)], group="grp")
+                        curve=[(10, final - 0.2), (20, final)], group="grp", madds=madds)
   assert cli.main([str(sweep), "--wandb", "--wandb_mode=offline"]) == 0
   out = str(sweep / "results")
   run = read_offline_run(out, reader="parser")
@@ -48,6 +65,11 @@ def test_wandb_report_run(tmp_path):
   for key in ("results/runs", "results/aggregate", "results/deltas",
               "results/top1_vs_madds", "results/curves"):
     assert any(k.startswith(key) for k in keys), (key, keys)
+  columns, data = _logged_table(run, "results/top1_vs_madds_table")  # the scatter's data
+  assert columns[:2] == ["mmadds", "top1"]
+  # Sorted by MAdds (distinct per run), so each top-1 is paired with its own run's MAdds.
+  np.testing.assert_allclose(sorted(tuple(row[:2]) for row in data), sorted(expected_points),
+                             rtol=1e-9)
   assert any(k.startswith("plots/fig6_") for k in keys)
   assert run["summary"]["runs"] == 4
   (sentence,) = run["summary"]["comparisons"]
