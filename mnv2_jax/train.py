@@ -10,7 +10,8 @@ Order of events (each numbered step happens before the next can write or compile
 3. Loop: the data stream is a pure function of (seed, step) and dropout keys are
    `fold_in(rng, step)`, so a resumed run is bit-identical to an uninterrupted one. Metrics stay
    on device between log steps; non-finite losses are detected at every log step and before
-   every checkpoint, so a diverged state is never saved.
+   every checkpoint, and the state itself is checked for non-finite values before it is saved,
+   so a diverged state is never saved.
 4. Evaluation (exact: padded + masked) of the EMA weights when the EMA is on, periodic async
    checkpoints, SIGTERM = save and stop (`Preempted`), final summary written atomically.
 """
@@ -132,15 +133,27 @@ def recalibration_batches(config, mesh, num_batches: int):
     yield parallel.global_batch(mesh, next(stream))
 
 
+def _checkpoint_note(latest_step: int | None, directory: str, every_steps: int) -> str:
+  """Where the last good checkpoint of a stopped run is, or that there is none."""
+  if latest_step is None:
+    return (f"No checkpoint was saved before it (train.checkpoint_every_steps={every_steps}), "
+            f"so there is nothing to resume from in {directory}.")
+  return f"The last good checkpoint (step {latest_step}) in {directory} is kept."
+
+
 def nonfinite_loss_message(loss, step: int, latest_step: int | None, directory: str,
                            every_steps: int) -> str:
   """The error for a diverged run: where the last good checkpoint is, or that there is none."""
-  if latest_step is None:
-    kept = (f"No checkpoint was saved before it (train.checkpoint_every_steps={every_steps}), "
-            f"so there is nothing to resume from in {directory}.")
-  else:
-    kept = f"The last good checkpoint (step {latest_step}) in {directory} is kept."
-  return f"non-finite training loss ({loss}) at step {step}; stopped. {kept}"
+  return (f"non-finite training loss ({loss}) at step {step}; stopped. "
+          + _checkpoint_note(latest_step, directory, every_steps))
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  """True iff every floating-point leaf of `tree` is finite (one fused reduction)."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
@@ -262,6 +275,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         if _periodic(step, ckpt.every_steps, total_steps) or sigterm.set:
           if pending:
             flush_metrics()
+          # The loss of step s was computed before update s: check what is about to be saved.
+          if not bool(_all_finite(state)):
+            writer.write_summary(summary("failed", error=f"non-finite state after step {step}"))
+            raise FloatingPointError(
+                f"non-finite values in the training state after step {step} (its loss was "
+                f"finite); stopped without saving it. "
+                + _checkpoint_note(ckpt.latest_step(), ckpt.directory, ckpt.every_steps))
           ckpt.save(step, state, meta_now(), wait=sigterm.set or step == total_steps)
         if sigterm.set and step < total_steps:
           writer.write_summary(summary("preempted", final))

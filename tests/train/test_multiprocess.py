@@ -105,7 +105,9 @@ def test_two_processes_match_one_process(tmp_path):
   assert abs(got[0] - float(ref_metrics["loss"])) <= 1e-5 * abs(got[0]), (got[0], ref_metrics)
   ckpt = checkpointing.Checkpointer(multi, keep=6, every_steps=1)
   assert 1 in ckpt.manager.all_steps()
-  step1, _ = ckpt.restore(None, step=1)
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # saved on 2 processes' devices
+  target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), init)
+  step1, _ = ckpt.restore(target, step=1)
   ckpt.close()
   step1 = jax.device_get(step1)
   grads = ref_state.opt_state  # SGD momentum trace after one step = gradient (+ L2 term)

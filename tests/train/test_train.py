@@ -178,18 +178,23 @@ def test_eval_cli_keras_weights_path(capsys):
   assert result["eval/count"] == 1024 and 0.0 <= result["eval/top1"] <= 1.0
 
 
-def test_bn_recalibration_averages_fresh_statistics():
-  config = tiny_config()
-  mesh = parallel.make_mesh()
-  seen = []
+def test_non_finite_state_is_never_checkpointed(tmp_path):
+  """The loss of step s is computed before update s, so the trainer also checks the state.
 
-  def fake_bn_step(variables, batch):   # stands in for steps.make_bn_stats_step
-    mean = jax.numpy.mean(batch["image"].astype(np.float32))
-    seen.append(float(mean))
-    return {"block_0": {"bn": {"mean": mean}}}
-
-  variables = {"params": {}, "batch_stats": {"block_0": {"bn": {"mean": -1.0}}}}
-  out = train.recalibrate_bn(fake_bn_step, variables, config, mesh, num_batches=3)
-  assert len(seen) == 3 and len(set(seen)) == 3       # three different training batches
-  assert float(out["batch_stats"]["block_0"]["bn"]["mean"]) == pytest.approx(np.mean(seen))
-  assert out["params"] is variables["params"]
+  lr 1e30 times an L2 term of 1e30 * w overflows every decayed weight to inf in update 1,
+  while the step-1 loss (of the initial weights) is finite.
+  """
+  config = tiny_config(num_steps=4, checkpoint_every_steps=1, eval_every_steps=4)
+  config.optim.base_lr, config.optim.weight_decay = 1e30, 1e30
+  workdir = str(tmp_path / "run")
+  with pytest.raises(FloatingPointError, match="non-finite values in the training state after "
+                     "step 1 .*No checkpoint was saved"):
+    train.train_and_evaluate(config, workdir)
+  rows = mlog.read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  assert [r["step"] for r in rows if "train/loss" in r] == [1]
+  assert np.isfinite(rows[0]["train/loss"])
+  ckpt = checkpointing.Checkpointer(workdir, keep=3, every_steps=1)
+  assert ckpt.manager.all_steps() == []
+  ckpt.close()
+  with open(os.path.join(workdir, "summary.json")) as f:
+    assert json.load(f)["status"] == "failed"
