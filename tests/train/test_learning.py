@@ -36,7 +36,10 @@ def _train(config, workdir):
 def test_digits_config_reaches_85_percent(tmp_path):
   """`configs/digits.py` (MobileNetV2 0.35, 32 px, SGD + cosine) for 12 of its 30 epochs.
 
-  Measured: XX
+  12 epochs (264 steps) is the main job's run length. Measured on the 2-core machine: test
+  top-1 92.5% / 94.4% / 91.4% for seeds 0 / 1 / 2 (10 epochs: 89.2% / 91.4%, 8 epochs: 82.8%
+  for seed 0); the threshold leaves 6 points under the worst seed. A sign-flipped update,
+  labels permuted within the batch or a learning rate of 1e-4 each stay far below 85%.
   """
   config = digits.get_config("epochs=12")
   config.wandb.mode = "disabled"
@@ -53,21 +56,27 @@ PAPER_STEPS = 100
 def test_paper_recipe_lowers_loss_and_its_ema_evaluates_above_chance(tmp_path):
   """RMSProp (TF) + staircase decay + label smoothing + EMA (`helpers.paper_optim`), 100 steps.
 
+  Batch 32 (lr 0.045 * 32 / 96 = 0.015, decayed x0.98 every 11 steps): at batch 16 the
+  recipe's lr is half that and 100 steps barely move the loss (3.64 -> 3.54, EMA 27.5%).
   The trainer evaluates the EMA weights (optim.ema_decay > 0, train.eval_ema): the final
   evaluation is recomputed here from the checkpoint's EMA variables and must match the
   summary exactly, and differ from the raw weights' evaluation.
 
-  Measured: XX
+  Measured (seeds 0 / 1 / 2): mean training loss of steps 1-20 -> 81-100: 3.38 -> 2.19,
+  3.62 -> 2.76, 3.39 -> 2.51 (drops 1.19 / 0.86 / 0.88; asserted >= 0.4); EMA test top-1
+  61.1% / 47.8% / 45.8% (asserted > 30%, 3x chance). The loss starts above ln(10) = 2.30
+  (the random init is confidently wrong), so a loss drop alone does not prove learning (a
+  label-blind model also falls towards 2.30); the EMA accuracy on the test set does.
   """
-  config = helpers.paper_config(num_steps=PAPER_STEPS, log_every_steps=1,
+  config = helpers.paper_config(batch=32, num_steps=PAPER_STEPS, log_every_steps=1,
                                 checkpoint_every_steps=PAPER_STEPS, eval_every_steps=PAPER_STEPS)
   assert config.optim.name == "rmsprop_tf" and config.optim.schedule == "exponential"
   assert config.optim.staircase and config.optim.label_smoothing == 0.1
   assert config.optim.ema_decay > 0 and config.train.eval_ema
   summary, losses = _train(config, tmp_path)
   assert len(losses) == PAPER_STEPS
-  first, last = np.mean(losses[:10]), np.mean(losses[-10:])
-  assert last < 0.75 * first, (first, last)
+  first, last = np.mean(losses[:20]), np.mean(losses[-20:])
+  assert last <= first - 0.4, (first, last)
   assert summary["final/top1"] > 3 * CHANCE, summary
 
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=3, every_steps=PAPER_STEPS)
@@ -89,14 +98,14 @@ def test_paper_recipe_lowers_loss_and_its_ema_evaluates_above_chance(tmp_path):
 
 
 def test_mobilenet_v1_trains_above_chance(tmp_path):
-  """`model.name=mobilenet_v1` on digits with the digits SGD recipe.
+  """`model.name=mobilenet_v1` (0.35, 32 px) on digits, digits SGD recipe, 100 steps of 16.
 
-  Measured: XX
+  Measured: test top-1 45.3% / 44.2% (seeds 0 / 1; 66.9% at batch 32, not worth the time);
+  asserted > 30%, 3x chance.
   """
   config = helpers.tiny_config(num_steps=100, log_every_steps=10, checkpoint_every_steps=100,
                                eval_every_steps=100)
   config.model.name = "mobilenet_v1"
-  config.input.global_batch_size = 32
-  summary, losses = _train(config, tmp_path)
+  summary, _ = _train(config, tmp_path)
   assert summary["model"] == "mobilenet_v1"
   assert summary["final/top1"] > 3 * CHANCE, summary
