@@ -9,6 +9,11 @@ at an arbitrary later step (possibly during an asynchronous checkpoint write), a
 the end. The final state (params, batch stats, optimizer state, EMA params and batch stats,
 step, rng) must be bit-identical to the reference, and so must every logged training loss and
 the final evaluation (of the EMA weights).
+
+Seen to fail with planted resume bugs: EMA reset to the raw weights on restore (mismatch in
+`ema_batch_stats`, relative size ~1e-6 only: the warm-up decay (1 + t) / (10 + t) ~ 0.85
+forgets the reset within a few dozen steps, so only a bit-exact check sees it), and the
+optimizer state re-initialised on restore (batch stats and everything after differ).
 """
 
 import json
