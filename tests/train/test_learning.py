@@ -40,8 +40,9 @@ def test_digits_config_reaches_85_percent(tmp_path):
   12 epochs (264 steps) is the main job's run length. Measured on the 2-core machine: test
   top-1 92.5% / 94.4% / 91.4% for seeds 0 / 1 / 2 (10 epochs: 89.2% / 91.4%, 8 epochs: 82.8%
   for seed 0); the threshold leaves 6 points under the worst seed. Wall time 170 s in a run of
-  this file on the 2-core machine shared with 4 other agents (load 7-10; ~155 CPU-s for the
-  whole file), so an idle machine should take well under 60 s (estimate, not measured).
+  this file on the 2-core machine shared with 4 other agents (load 7-10; the whole file used
+  155 CPU-s, this test about half), so on an idle 2-core machine it should take under 60 s
+  (estimate: no idle machine was available to measure it).
   Planted bugs: sign flip -> non-finite loss at step 49 (the trainer raises); permuted labels
   -> 15.6%; lr 1e-4 -> 25.8%.
   """
@@ -61,7 +62,8 @@ def test_paper_recipe_lowers_loss_and_its_ema_evaluates_above_chance(tmp_path):
   """RMSProp (TF) + staircase decay + label smoothing + EMA (`helpers.paper_optim`), 100 steps.
 
   Batch 32 (lr 0.045 * 32 / 96 = 0.015, decayed x0.98 every 11 steps): at batch 16 the
-  recipe's lr is half that and 100 steps barely move the loss (3.64 -> 3.54, EMA 27.5%).
+  recipe's lr is half that and 100 steps barely move the loss (mean of the first / last 10
+  steps 3.64 -> 3.54; EMA 27.5%).
   The trainer evaluates the EMA weights (optim.ema_decay > 0, train.eval_ema): the final
   evaluation is recomputed here from the checkpoint's EMA variables and must match the
   summary exactly, and differ from the raw weights' evaluation.
