@@ -39,10 +39,9 @@ def test_digits_config_reaches_85_percent(tmp_path):
 
   12 epochs (264 steps) is the main job's run length. Measured on the 2-core machine: test
   top-1 92.5% / 94.4% / 91.4% for seeds 0 / 1 / 2 (10 epochs: 89.2% / 91.4%, 8 epochs: 82.8%
-  for seed 0); the threshold leaves 6 points under the worst seed. Wall time 170 s in a run of
-  this file on the 2-core machine shared with 4 other agents (load 7-10; the whole file used
-  155 CPU-s, this test about half), so on an idle 2-core machine it should take under 60 s
-  (estimate: no idle machine was available to measure it).
+  for seed 0); the threshold leaves 6 points under the worst seed. Time on the 2-core machine,
+  shared with other jobs (no idle measurement was possible): 57 s wall with a warm compile
+  cache at load ~4, 170 s with a cold one at load 7-10 (the whole file: 67 / 155 CPU-s).
   Planted bugs: sign flip -> non-finite loss at step 49 (the trainer raises); permuted labels
   -> 15.6%; lr 1e-4 -> 25.8%.
   """
