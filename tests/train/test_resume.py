@@ -11,7 +11,7 @@ step, rng) must be bit-identical to the reference, and so must every logged trai
 the final evaluation (of the EMA weights).
 
 Seen to fail with planted resume bugs: EMA reset to the raw weights on restore (mismatch in
-`ema_batch_stats`, relative size ~1e-6 only: the warm-up decay (1 + t) / (10 + t) ~ 0.85
+`ema_batch_stats`, relative size 1e-6 to 1e-5 only: the warm-up decay (1 + t) / (10 + t) ~ 0.85
 forgets the reset within a few dozen steps, so only a bit-exact check sees it), and the
 optimizer state re-initialised on restore (batch stats and everything after differ).
 """
