@@ -200,8 +200,10 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
                    "impl_resolved": model.impl.to_dict(),
                    "steps_per_epoch": steps_per_epoch, "total_steps": total_steps},
       resume_step=start, wandb_run_id=meta.get("wandb_run_id"))
+  use_ema = ema_decay > 0 and config.train.eval_ema
   base = _run_summary(config, cplx, {"steps": total_steps,
-                                     "epochs": total_steps / steps_per_epoch})
+                                     "epochs": total_steps / steps_per_epoch,
+                                     "eval_weights": "ema" if use_ema else "raw"})
   best = {"best/top1": meta.get("best/top1", -1.0), "best/top5": meta.get("best/top5", -1.0),
           "best_step": meta.get("best_step", -1)}
   wall_before = float(meta.get("wall_time_s", 0.0))
@@ -246,8 +248,6 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     means = {f"train/{k}": float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
     pending = []
     return means
-
-  use_ema = ema_decay > 0 and config.train.eval_ema
 
   final = None
   try:

@@ -8,8 +8,8 @@ from absl import flags
 from ml_collections import config_flags
 import pytest
 
-from mnv2_jax import optim
-from mnv2_jax import train_state
+from mnv2_jax import validate
+from mnv2_jax.ops.impl import Impl
 from tests.train.helpers import ROOT
 
 CONFIGS = {
@@ -21,12 +21,13 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("name, arg", [(n, a) for n, args in CONFIGS.items() for a in args])
-def test_config_builds_model_and_optimizer(name, arg):
+def test_config_passes_every_field_check_and_builds_its_model(name, arg):
+  """What `mnv2-sweep` checks before any run (the trainer adds the dataset's real sizes)."""
   config = importlib.import_module(f"configs.{name}").get_config(arg)
-  model = train_state.build_model(config.model, num_classes=10)
+  validate.check_fields(config)
+  model = validate.check_model(config, num_classes=1000)
   assert model.width_multiplier == config.model.width_multiplier
-  optim.make_optimizer(config.optim, steps_per_epoch=100, global_batch_size=96,
-                       total_steps=1_000_000)
+  assert model.impl == Impl.from_config(config.model.impl)
 
 
 def test_paper_schedule_arg():

@@ -140,3 +140,34 @@ def test_persistent_cache_hits_and_keeps_calls_with_equal_shapes_apart(tmp_path)
   assert first["shape"] == other["shape"] == [4, 2, 2, 16]
   assert first["err"] < 1e-5 and other["err"] < 1e-5, (first, other)
   assert again["hits"] >= 1 and again["err"] == first["err"], again
+
+
+def test_cache_key_fingerprints_the_file_defining_each_call(tmp_path):
+  """Every `batch_parallel` caller's own source is in its key, found from the function itself."""
+  import importlib.util
+  import pathlib
+  import zlib
+
+  from mnv2_jax.ops import batchnorm
+  from mnv2_jax.ops import depthwise
+  from mnv2_jax.ops.native import partition
+
+  def crc(*modules):
+    files = sorted(pathlib.Path(m.__file__).resolve() for m in (partition, *modules))
+    return zlib.crc32(b"".join(f.read_bytes() for f in files))
+
+  assert depthwise._native_forward.source_crc == crc(depthwise)
+  assert depthwise._native_weight_grad.source_crc == crc(depthwise)
+  assert batchnorm._native_moments.source_crc == crc(batchnorm)
+
+  def load(text):  # A new caller module, as a user's own kernel file would be.
+    path = tmp_path / "my_kernels.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("my_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return partition.batch_parallel(module.impl, num_static=0, batched=(True,),
+                                    results=("batch",), rule="b c -> b c").source_crc
+
+  before = load("def impl(x):\n  return x\n")
+  assert before != load("def impl(x):\n  return x * 1\n")  # an edit changes the key

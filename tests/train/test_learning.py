@@ -99,6 +99,7 @@ def test_paper_recipe_lowers_loss_and_its_ema_evaluates_above_chance(tmp_path):
                                         "batch_stats": state["ema_batch_stats"]}, config, mesh)
   raw = train.evaluate(eval_step, {"params": state["params"],
                                    "batch_stats": state["batch_stats"]}, config, mesh)
+  assert summary["eval_weights"] == "ema"
   assert (with_ema["eval/top1"], with_ema["eval/loss"]) == (summary["final/top1"],
                                                             summary["final/loss"])
   assert raw["eval/loss"] != summary["final/loss"]

@@ -75,13 +75,14 @@ def _losses(workdir):
 
 def test_two_processes_match_one_process(tmp_path):
   single = str(tmp_path / "single")
-  proc = helpers.start(helpers.tiny_flags(single, *SYNTHETIC), tmp_path / "single.log",
+  every_step = ("--config.train.checkpoint_every_steps=1", "--config.train.keep_checkpoints=6")
+  proc = helpers.start(helpers.tiny_flags(single, *SYNTHETIC, *every_step),
+                       tmp_path / "single.log",
                        helpers.env(JAX_NUM_CPU_DEVICES="2"))
   assert proc.wait(900) == 0, (tmp_path / "single.log").read_text()[-3000:]
 
   multi = str(tmp_path / "multi")
   port = _free_port()
-  every_step = ("--config.train.checkpoint_every_steps=1", "--config.train.keep_checkpoints=6")
   procs = [helpers.start(
       helpers.tiny_flags(multi, *SYNTHETIC, *every_step, "--multihost",
                          f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
@@ -99,37 +100,48 @@ def test_two_processes_match_one_process(tmp_path):
     assert abs(a - b) <= 1e-5, (got, want)
   assert max(want) - min(want) > 0.1   # the trajectory moves: a real comparison
 
-  # Step 1 of the two-process run against one unsharded device in this process.
+  # Step 1 of both sharded runs against one unsharded device in this process.
   config = _config(every_step)
   ref_state, ref_metrics, init = _unsharded_first_step(config)
   assert abs(got[0] - float(ref_metrics["loss"])) <= 1e-5 * abs(got[0]), (got[0], ref_metrics)
-  ckpt = checkpointing.Checkpointer(multi, keep=6, every_steps=1)
-  assert 1 in ckpt.manager.all_steps()
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # saved on 2 processes' devices
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # saved on two devices
   target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), init)
-  step1, _ = ckpt.restore(target, step=1)
-  ckpt.close()
-  step1 = jax.device_get(step1)
+  step1 = {}
+  for name, workdir in (("single", single), ("multi", multi)):
+    ckpt = checkpointing.Checkpointer(workdir, keep=6, every_steps=1)
+    step1[name] = jax.device_get(ckpt.restore(target, step=1)[0])
+    ckpt.close()
   # SGD momentum trace after one step = the gradient (+ L2 term); params moved by -lr * trace.
-  grads = ref_state.opt_state
-  update = jax.tree.map(np.subtract, step1.params, jax.device_get(init.params))
-  ref_update = jax.tree.map(np.subtract, ref_state.params, jax.device_get(init.params))
-  errors = {}
-  for name, got_tree, want_tree in (("gradient", step1.opt_state, grads),
-                                    ("update", update, ref_update),
-                                    ("batch_stats", step1.batch_stats, ref_state.batch_stats)):
+  parts = lambda s: {"gradient": s.opt_state, "batch_stats": s.batch_stats,
+                     "update": jax.tree.map(np.subtract, s.params, jax.device_get(init.params))}
+  want, two_devices, two_processes = parts(ref_state), parts(step1["single"]), parts(step1["multi"])
+
+  def error(got_tree, want_tree):
+    """Largest deviation relative to the tree's largest value."""
+    assert jax.tree.structure(got_tree) == jax.tree.structure(want_tree)
     flat_got, flat_want = jax.tree.leaves(got_tree), jax.tree.leaves(want_tree)
-    assert jax.tree.structure(got_tree) == jax.tree.structure(want_tree), name
-    assert len(flat_want) > 100, name
-    # Relative to the tree's largest value: BN-parameter gradients of this random network are
-    # sensitive to the reduction order (two devices sum the batch in two halves).
+    assert len(flat_want) > 100
     scale = max(float(np.abs(b).max()) for b in flat_want)
-    errors[name] = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
-                       for a, b in zip(flat_got, flat_want)) / scale
-  assert errors["batch_stats"] <= 1e-5 and errors["gradient"] <= 1e-3, errors
-  assert errors["update"] <= 1e-3, errors
-  # The step really moved every part of the state (the comparison is not of unchanged values).
-  moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(init.batch_stats),
-                                                  jax.tree.leaves(ref_state.batch_stats))]
-  assert all(moved)
+    return max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+               for a, b in zip(flat_got, flat_want)) / scale
+
+  machinery = {k: error(two_processes[k], two_devices[k]) for k in want}
+  sharding = {k: error(two_processes[k], want[k]) for k in want}
+  print("step 1, 2 processes vs 1 process x 2 devices:", machinery)
+  print("step 1, 2 processes vs 1 unsharded device:", sharding)
+  # Same 2-way sharded program, one process or two: only the transport differs.
+  assert max(machinery.values()) <= 1e-5, machinery
+  # Against one device the batch is reduced in a different order; the BN-parameter gradients
+  # of this random network amplify that (measured: gradients 8.1e-4 of the largest gradient,
+  # batch statistics 2.4e-6 of the largest statistic).
+  assert sharding["batch_stats"] <= 1e-5, sharding
+  assert sharding["gradient"] <= 2e-3 and sharding["update"] <= 2e-3, sharding
+  grads = want["gradient"]
+  # The step really moved the statistics (running variances start at 1; means after a
+  # zero-mean linear bottleneck stay ~0, so only variances are asserted).
+  before = jax.tree_util.tree_flatten_with_path(jax.device_get(init.batch_stats))[0]
+  after = jax.tree.leaves(ref_state.batch_stats)
+  moved = [not np.allclose(b, a) for (path, b), a in zip(before, after)
+           if jax.tree_util.keystr(path).endswith("['var']")]
+  assert len(moved) > 40 and all(moved)
   assert max(float(np.abs(g).max()) for g in jax.tree.leaves(grads)) > 1e-2

@@ -144,4 +144,5 @@ def batch_parallel(impl: Callable, *, num_static: int, batched: Sequence[bool],
       fn = lambda *ops: partitioned(*static, key, *ops)
     return jax.custom_batching.sequential_vmap(fn)(*operands)
 
+  call.source_crc = source_crc  # What the compile-cache key holds for this call's sources.
   return call
