@@ -82,11 +82,18 @@ def batch_norm_act(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: flo
 
 
 def _bn_act_xla(x, scale, bias, epsilon, activation):
+  # One float32 copy of x feeds the statistics AND the normalisation, so that under autodiff
+  # the three cotangents of x (direct, through the mean, through the variance), which nearly
+  # cancel, are summed in float32 and rounded to x's dtype once. Normalising `x` itself would
+  # cast each of them to bfloat16 separately and sum them there, where the cancellation
+  # leaves mostly rounding error (before this, the digits model's step-1 gradient norm in
+  # bfloat16 was 1204 against 794 in float32; 1135 with it: other bfloat16 round-off remains).
   axes = tuple(range(x.ndim - 1))
   x32 = x.astype(jnp.float32)
   mean = jnp.mean(x32, axes)
   var = jnp.maximum(jnp.mean(jnp.square(x32), axes) - jnp.square(mean), 0.0)
-  return _normalize(x, mean, var, scale, bias, epsilon, activation), mean, var
+  y = _normalize(x32, mean, var, scale, bias, epsilon, activation).astype(x.dtype)
+  return y, mean, var
 
 
 def _normalize(x, mean, var, scale, bias, epsilon, activation):
