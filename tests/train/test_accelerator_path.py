@@ -54,8 +54,8 @@ def _first_step(config, dtype, impl):
   spe = info.num_train // batch
   tx, schedule = optim.make_optimizer(config.optim, steps_per_epoch=spe, global_batch_size=batch,
                                       total_steps=spe * 2)
-  state = train_state.create(model, tx, seed=config.seed, resolution=config.input.resolution,
-                             ema=False)
+  state = jax.jit(lambda: train_state.create(model, tx, seed=config.seed,
+                                             resolution=config.input.resolution, ema=False))()
   state = state.replace(step=jnp.ones((), jnp.int32))  # warm-up LR is 0 at step 0
   stream = data.make_train_iterator(config.input, global_batch_size=batch, seed=config.seed,
                                     process_index=0, process_count=1)

@@ -31,11 +31,12 @@ def _batches():
 
 def _numpy_reference(model, variables, batches):
   """Per layer: (mean of per-batch means, mean of per-batch biased variances), float64."""
+  capture = jax.jit(lambda v, x: model.apply(
+      v, x, train=True, mutable=["batch_stats", "intermediates"],
+      capture_intermediates=lambda mdl, _: isinstance(mdl, layers.Conv))[1])
   per_batch = []
   for batch in batches:
-    x = data.normalize(jnp.asarray(batch["image"]), jnp.float32)
-    _, state = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"],
-                           capture_intermediates=lambda mdl, _: isinstance(mdl, layers.Conv))
+    state = capture(variables, data.normalize(jnp.asarray(batch["image"]), jnp.float32))
     moments = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(state["intermediates"])[0]:
       keys = [k.key for k in path if hasattr(k, "key")]   # scope, layer, "conv", "__call__"
@@ -51,7 +52,7 @@ def _numpy_reference(model, variables, batches):
 def test_recalibrated_statistics_equal_numpy_over_the_same_batches(impl):
   model = MobileNetV2(**KW, impl=impl)
   x0 = jnp.zeros((1, 32, 32, 3))
-  variables = model.init(jax.random.key(0), x0, train=False)
+  variables = jax.jit(lambda: model.init(jax.random.key(0), x0, train=False))()
   # Stale running statistics, far from anything the batches produce.
   variables = {**variables, "batch_stats": jax.tree.map(lambda v: jnp.full_like(v, 5.0),
                                                         variables["batch_stats"])}
@@ -76,6 +77,6 @@ def test_recalibrated_statistics_equal_numpy_over_the_same_batches(impl):
 
 def test_recalibration_needs_a_batch():
   model = MobileNetV2(**KW)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
   with pytest.raises(ValueError, match="at least one batch"):
-    train.recalibrate_bn(steps.make_bn_stats_step(model), variables, iter([]))
+    train.recalibrate_bn(steps.make_bn_stats_step(model), {"params": {}, "batch_stats": {}},
+                         iter([]))

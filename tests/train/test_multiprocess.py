@@ -57,8 +57,9 @@ def _unsharded_first_step(config):
   tx, schedule = optim.make_optimizer(config.optim, steps_per_epoch=spe,
                                       global_batch_size=config.input.global_batch_size,
                                       total_steps=config.train.num_steps)
-  state = train_state.create(model, tx, seed=config.seed, resolution=config.input.resolution,
-                             ema=config.optim.ema_decay > 0)
+  state = jax.jit(lambda: train_state.create(  # jitted, as the trainer creates it
+      model, tx, seed=config.seed, resolution=config.input.resolution,
+      ema=config.optim.ema_decay > 0))()
   batch = next(data.make_train_iterator(config.input, global_batch_size=16, seed=config.seed,
                                         process_index=0, process_count=1))
   step = jax.jit(steps.make_train_step(model, tx, schedule, num_classes=info.num_classes,
