@@ -143,11 +143,7 @@ class FlaxBatchNormAct(nn.BatchNorm):
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:  # pylint: disable=arguments-differ
     y = super().__call__(x, use_running_average=not train)
     if train and self.is_mutable_collection(BN_MOMENTS):
-      axes = tuple(range(x.ndim - 1))
-      x32 = x.astype(jnp.float32)
-      mean = jnp.mean(x32, axes)
-      # flax's use_fast_variance: E[x^2] - E[x]^2, clipped at 0.
-      _sow_moments(self, mean, jnp.maximum(jnp.mean(jnp.square(x32), axes) - mean**2, 0.0))
+      _sow_moments(self, *bn_ops.moments(x))
     return bn_ops.activate(y, self.activation)
 
 

@@ -18,8 +18,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from mnv2_jax.ops import impl as impl_lib
 
-IMPLEMENTATIONS = ("dot", "cpu_vjp")
+
+IMPLEMENTATIONS = impl_lib.CHOICES["pointwise"]
 
 
 def _dot(x: jax.Array, w: jax.Array) -> jax.Array:
