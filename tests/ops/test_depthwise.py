@@ -180,9 +180,12 @@ def test_bad_kernel_shape_raises():
     dw.depthwise_conv(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 3, 1)))
 
 
-@pytest.mark.slow  # Compiles three MobileNetV2 gradients (~30-60 s of CPU on a small box).
+@pytest.mark.slow  # Compiles two MobileNetV2 gradients (~30 s of CPU on a small box).
 def test_full_model_logits_and_gradients_agree_across_impls():
-  """MobileNetV2 0.35 @32x32: same logits (eval and train) and gradients for every impl.
+  """MobileNetV2 0.35 @32x32: same logits (eval and train) and gradients with `taps` as with XLA.
+
+  `native` and `taps_vjp` are compared with XLA on the whole model in tests/ops/test_impl.py
+  (`test_every_formulation_computes_the_same_model`); `taps` only here.
 
   Train-mode batch norm over a small batch amplifies float32 round-off layer after layer (the
   last stages are 1x1 spatially, so each channel's statistics come from the batch alone): the
@@ -191,8 +194,8 @@ def test_full_model_logits_and_gradients_agree_across_impls():
   batch 2). Hence batch 8 and 1e-3 tolerances here; each layer is checked to 1e-5 above.
   """
   x = jax.random.normal(jax.random.key(0), (8, 32, 32, 3))
-  variables = MobileNetV2(width_multiplier=0.35, num_classes=10).init(
-      jax.random.key(1), x, train=False)
+  variables = jax.jit(lambda: MobileNetV2(width_multiplier=0.35, num_classes=10).init(
+      jax.random.key(1), x, train=False))()
 
   def run(impl):
     model = MobileNetV2(width_multiplier=0.35, num_classes=10, impl=Impl(depthwise=impl),
@@ -208,7 +211,7 @@ def test_full_model_logits_and_gradients_agree_across_impls():
     return eval_logits, train_logits, grads
 
   ref = jax.jit(lambda: run("xla"))()
-  for impl in IMPLS[1:]:
+  for impl in sorted(set(IMPLS) - {"xla", "native", "taps_vjp"}):
     out = jax.jit(lambda: run(impl))()
     np.testing.assert_allclose(out[0], ref[0], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out[1], ref[1], rtol=1e-3, atol=1e-3)
