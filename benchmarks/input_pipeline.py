@@ -207,7 +207,7 @@ def bench_pipeline(jpegs, threads: int, batch: int,
         manual_dir=os.fspath(manual), train_split="train",
         eval_split="validation", resolution=224,
         augment="inception_crop_flip", crop_area_min=0.05, eval_crop=0.875,
-        shuffle_buffer=0, cache=False, num_parallel_calls=threads, prefetch=2,
+        cache=False, num_parallel_calls=threads, prefetch=2,
         synthetic_num_classes=1000, synthetic_num_examples=1))
     data.prepare(cfg)
     iterator = data.make_train_iterator(cfg, global_batch_size=batch, seed=0)

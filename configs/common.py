@@ -9,10 +9,13 @@ time, so overriding the batch size never leaves a stale derived value behind.
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
+from mnv2_jax import models
+from mnv2_jax.data import options
 from mnv2_jax.logging import default_wandb_config
-from mnv2_jax.ops import impl as impl_lib
 
 
 def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
@@ -49,33 +52,33 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
 
 
 def model_config(name: str = "mobilenet_v2", width: float = 1.0) -> ml_collections.ConfigDict:
-  """`config.model`: the fields of `MobileNetV2`/`MobileNetV1` plus `name`."""
-  return ml_collections.ConfigDict(dict(
-      name=name,                       # mobilenet_v2 | mobilenet_v1
-      width_multiplier=float(width),
-      expansion_factor=6.0,
-      bottleneck_activation="linear",  # linear | relu6            (Fig. 6a)
-      shortcut="bottleneck",           # bottleneck | expansion | none (Fig. 6b)
-      dropout_rate=0.2,
-      dtype="float32",                 # compute dtype; parameters stay float32
-      bn_momentum=0.997,
-      bn_epsilon=1e-3,
-      kernel_init="slim",
-      # How ops are computed, not what (mnv2_jax.ops.impl): depthwise / batchnorm / pointwise /
-      # partition, each "auto" (per backend) or a concrete choice.
-      impl=ml_collections.ConfigDict(impl_lib.config_defaults()),
-  ))
+  """`config.model`: `name` plus every field of `MobileNetV2`, with the module's defaults.
+
+  Declared once, in the Flax module (`mnv2_jax.models.mobilenet`; the ablation axes' defaults are
+  their baselines in `mnv2_jax.ablations`), and read from it here. `impl` is the `Impl`
+  dataclass as a nested section (`mnv2_jax.ops.impl`). A MobileNetV1 config keeps the V2 axis
+  fields (sweeps switch `model.name` by override); the trainer ignores them for V1.
+  """
+  fields = {f.name: f.default for f in dataclasses.fields(models.MobileNetV2)
+            if f.name not in ("parent", "name", "num_classes")}
+  fields["impl"] = ml_collections.ConfigDict(fields["impl"].to_dict())
+  fields["width_multiplier"] = float(width)
+  return ml_collections.ConfigDict({"name": name, **fields})
 
 
 def input_config(dataset: str, resolution: int, batch_size: int) -> ml_collections.ConfigDict:
-  """`config.input` (fields documented in `mnv2_jax.data.options.InputOptions`)."""
-  c = ml_collections.ConfigDict(dict(
-      dataset=dataset, train_split="train", eval_split="validation", resolution=resolution,
-      augment="inception_crop_flip", crop_area_min=0.05, eval_crop=0.875, shuffle_buffer=0,
-      cache=False, num_parallel_calls=-1, prefetch=2, synthetic_num_classes=1000,
-      synthetic_num_examples=1024, global_batch_size=batch_size, eval_batch_size=batch_size))
-  c.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.manual_dir = ml_collections.FieldReference(None, field_type=str)
+  """`config.input`: the fields of `mnv2_jax.data.options.InputOptions` with its defaults.
+
+  Plus the batch sizes, which the trainer reads (not the input pipeline).
+  """
+  fields = options.defaults()
+  c = ml_collections.ConfigDict({
+      **{k: v for k, v in fields.items() if k not in ("data_dir", "manual_dir")},
+      "dataset": dataset, "resolution": resolution, "global_batch_size": batch_size,
+      "eval_batch_size": batch_size})
+  # Paths are None by default and strings when set: typed references let `--config` set them.
+  c.data_dir = ml_collections.FieldReference(fields["data_dir"], field_type=str)
+  c.manual_dir = ml_collections.FieldReference(fields["manual_dir"], field_type=str)
   return c
 
 

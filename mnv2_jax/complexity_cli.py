@@ -3,6 +3,10 @@
     mnv2-complexity --width 0.35 --resolution 96
     mnv2-complexity --model mobilenet_v1 --width 0.5 --resolution 160 --json
     mnv2-complexity --shortcut expansion --num_classes 1001
+    mnv2-complexity --width 1.0 --resolution 224 --depthwise_kernel 5 --json
+
+Every ablation axis declared in `mnv2_jax.ablations` is a flag (`--<field>`, default its
+baseline); axes of other models are ignored for `--model mobilenet_v1`.
 """
 
 from __future__ import annotations
@@ -11,18 +15,15 @@ import argparse
 import json
 import sys
 
+from mnv2_jax import ablations
 from mnv2_jax import complexity
 from mnv2_jax import spec as spec_lib
 
-MODELS = ("mobilenet_v2", "mobilenet_v1")
-
 
 def build_spec(args: argparse.Namespace) -> spec_lib.ArchSpec:
-  if args.model == "mobilenet_v1":
-    return spec_lib.mobilenet_v1_spec(args.width, args.resolution, args.num_classes)
-  return spec_lib.mobilenet_v2_spec(
-      args.width, args.resolution, args.num_classes, expansion_factor=args.expansion_factor,
-      bottleneck_activation=args.bottleneck_activation, shortcut=args.shortcut)
+  model = {"name": args.model, "width_multiplier": args.width,
+           **{a.field: getattr(args, a.field) for a in ablations.axes()}}
+  return spec_lib.from_config(model, args.resolution, args.num_classes)
 
 
 def format_table(c: complexity.Complexity) -> str:
@@ -55,14 +56,13 @@ def format_table(c: complexity.Complexity) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(prog="mnv2-complexity", description=__doc__.splitlines()[0])
-  p.add_argument("--model", default="mobilenet_v2", choices=MODELS)
+  p.add_argument("--model", default="mobilenet_v2", choices=tuple(spec_lib.SPECS))
   p.add_argument("--width", type=float, default=1.0, help="width multiplier")
   p.add_argument("--resolution", type=int, default=224)
   p.add_argument("--num_classes", type=int, default=1000)
-  p.add_argument("--expansion_factor", type=float, default=6)
-  p.add_argument("--bottleneck_activation", default="linear",
-                 choices=spec_lib.BOTTLENECK_ACTIVATIONS)
-  p.add_argument("--shortcut", default="bottleneck", choices=spec_lib.SHORTCUTS)
+  for axis in ablations.axes():
+    p.add_argument(f"--{axis.field}", type=axis.type, default=axis.baseline,
+                   choices=axis.values, help=f"{axis.title} (axis {axis.path})")
   p.add_argument("--json", action="store_true", help="print JSON instead of a table")
   return p.parse_args(argv)
 

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from mnv2_jax import ablations
 from mnv2_jax import spec as spec_lib
 
 
@@ -50,6 +51,24 @@ def _weights(keras_model, layer_name: str) -> list[np.ndarray]:
   return [np.asarray(w) for w in layer.get_weights()]
 
 
+def check_keras_compatible(model: Any) -> None:
+  """Raises a ValueError naming the axis if `model` is not what Keras's MobileNetV2 builds.
+
+  Keras (like slim) builds the paper's block only: 3x3 depthwise convs, linear bottlenecks,
+  shortcuts between bottlenecks, expansion 6. A 5x5 model, say, has no Keras weights to import.
+  """
+  name = getattr(model, "NAME", None)
+  if name != "mobilenet_v2":
+    raise ValueError(f"Keras import builds MobileNetV2 only, got model {name!r}")
+  for axis in ablations.axes(name):
+    value = getattr(model, axis.field)
+    if not axis.is_baseline(value):
+      raise ValueError(
+          f"Keras's MobileNetV2 has {axis.path}={axis.baseline!r} only; this model has "
+          f"{axis.field}={value!r}, so there are no Keras weights to import. Build the model "
+          f"with {axis.field}={axis.baseline!r} to import Keras weights.")
+
+
 def from_keras(keras_model, model: Any | None = None) -> dict[str, Any]:
   """Converts a Keras MobileNetV2 into `{"params": ..., "batch_stats": ...}` for our model.
 
@@ -58,6 +77,8 @@ def from_keras(keras_model, model: Any | None = None) -> dict[str, Any]:
     model: optional `MobileNetV2`; if given, every converted shape is checked against it and a
       mismatch raises a ValueError that names the parameter (e.g. a wrong width multiplier).
   """
+  if model is not None:
+    check_keras_compatible(model)
   num_classes = _weights(keras_model, "predictions")[1].shape[0]
   # The channel plan depends only on the width multiplier (not on resolution); without a model
   # it is recovered from Keras's layer widths. Either way we walk the spec's layer list.

@@ -21,11 +21,15 @@ final output of `source` (after its own incoming add, if any) to the output of `
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import inspect
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from mnv2_jax import ablations
 
 ACTIVATIONS = ("relu6", "linear")
-BOTTLENECK_ACTIVATIONS = ("linear", "relu6")
-SHORTCUTS = ("bottleneck", "expansion", "none")
+BOTTLENECK_ACTIVATIONS = ablations.get("model.bottleneck_activation").values
+SHORTCUTS = ablations.get("model.shortcut").values
 MIN_RESOLUTION = 32
 
 # (t, c, n, s) of MobileNetV2 Table 2; t of the first row is fixed at 1.
@@ -119,9 +123,7 @@ class ArchSpec:
   num_classes: int
   layers: tuple[Layer, ...]
   shortcuts: tuple[Shortcut, ...]
-  expansion_factor: float | None = None
-  bottleneck_activation: str | None = None
-  shortcut: str | None = None
+  axes: tuple[tuple[str, Any], ...] = ()   # (field, value) of the ablation axes it was built with
 
   def layer(self, path: str) -> Layer:
     for layer in self.layers:
@@ -153,11 +155,6 @@ def _check_common(width_multiplier, resolution, num_classes):
     raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
-def _check_choice(field: str, value, allowed):
-  if value not in allowed:
-    raise ValueError(f"{field} must be one of {allowed}, got {value!r}")
-
-
 class _Builder:
   """Appends layers while tracking the current spatial size and channel count."""
 
@@ -175,11 +172,16 @@ class _Builder:
     return layer
 
 
+_V2 = ablations.baselines("mobilenet_v2")
+
+
 def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
-                      num_classes: int = 1000, *, expansion_factor: float = 6,
-                      bottleneck_activation: str = "linear",
-                      shortcut: str = "bottleneck") -> ArchSpec:
-  """MobileNetV2 (Sandler et al. 2018, Table 2) with the Fig. 6 ablation switches.
+                      num_classes: int = 1000, *,
+                      expansion_factor: float = _V2["expansion_factor"],
+                      bottleneck_activation: str = _V2["bottleneck_activation"],
+                      shortcut: str = _V2["shortcut"],
+                      depthwise_kernel: int = _V2["depthwise_kernel"]) -> ArchSpec:
+  """MobileNetV2 (Sandler et al. 2018, Table 2) with its ablation axes (`mnv2_jax.ablations`).
 
   - `bottleneck_activation="relu6"` puts ReLU6 after the projection's batch norm (Fig. 6a).
   - `shortcut="bottleneck"`: identity add on the thin tensors of every stride-1 block whose input
@@ -187,12 +189,15 @@ def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
     the wide tensors, definition (A) of the reference: the expansion output of residual block i
     (after its ReLU6, and after any add it received) is added to the expansion output of block
     i+1. `"none"`: no adds. Parameters and MAdds are identical across all six combinations.
+  - `expansion_factor`: t of every block but the first (Table 2 uses 6).
+  - `depthwise_kernel`: k of every k x k depthwise conv (3 in the paper; 5 as in MnasNet and
+    MobileNetV3), TF "SAME" padded, so spatial sizes do not change.
   """
   _check_common(width_multiplier, resolution, num_classes)
-  _check_choice("bottleneck_activation", bottleneck_activation, BOTTLENECK_ACTIVATIONS)
-  _check_choice("shortcut", shortcut, SHORTCUTS)
-  if not isinstance(expansion_factor, (int, float)) or not expansion_factor >= 1:
-    raise ValueError(f"expansion_factor must be a number >= 1, got {expansion_factor!r}")
+  values = dict(expansion_factor=expansion_factor, bottleneck_activation=bottleneck_activation,
+                shortcut=shortcut, depthwise_kernel=depthwise_kernel)
+  for field, value in values.items():
+    ablations.get(f"model.{field}").check(value)
 
   b = _Builder(resolution)
   b.add("stem", "conv", "conv", 3, 2, make_divisible(V2_STEM * width_multiplier), "relu6")
@@ -211,7 +216,7 @@ def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
       expand = None
       if inner > in_channels:
         expand = b.add(scope, "expand", "conv", 1, 1, inner, "relu6").path
-      b.add(scope, "depthwise", "depthwise", 3, stride, inner, "relu6")
+      b.add(scope, "depthwise", "depthwise", depthwise_kernel, stride, inner, "relu6")
       project = b.add(scope, "project", "conv", 1, 1, out_channels, bottleneck_activation).path
       residual = stride == 1 and in_channels == out_channels
       blocks.append((prev_output, expand, project, residual))
@@ -239,8 +244,7 @@ def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
     shortcuts.append(Shortcut(expand, next_expand))
 
   return ArchSpec("mobilenet_v2", float(width_multiplier), resolution, num_classes,
-                  tuple(b.layers), tuple(shortcuts), expansion_factor=expansion_factor,
-                  bottleneck_activation=bottleneck_activation, shortcut=shortcut)
+                  tuple(b.layers), tuple(shortcuts), axes=tuple(values.items()))
 
 
 def mobilenet_v1_spec(width_multiplier: float = 1.0, resolution: int = 224,
@@ -262,3 +266,37 @@ def mobilenet_v1_spec(width_multiplier: float = 1.0, resolution: int = 224,
   b.add("logits", "dense", "dense", 1, 1, num_classes, "linear", batch_norm=False, bias=True)
   return ArchSpec("mobilenet_v1", float(width_multiplier), resolution, num_classes,
                   tuple(b.layers), ())
+
+
+# The architectures by config name (`config.model.name`): the one place that maps a name to
+# its spec; `models.MODELS` maps the same names to Flax modules.
+SPECS = {"mobilenet_v2": mobilenet_v2_spec, "mobilenet_v1": mobilenet_v1_spec}
+SHORT_NAMES = {"mobilenet_v2": "v2", "mobilenet_v1": "v1"}
+TITLES = {"mobilenet_v2": "MobileNetV2", "mobilenet_v1": "MobileNetV1"}
+
+
+def check_model_name(name: str) -> str:
+  if name not in SPECS:
+    raise ValueError(f"model.name must be one of {tuple(SPECS)}, got {name!r}")
+  return name
+
+
+def from_config(model: Mapping[str, Any], resolution: int, num_classes: int) -> ArchSpec:
+  """The spec of a `config.model` section (or a summary/config.json dict): name, width, axes.
+
+  Axes the model does not have are ignored (a MobileNetV1 config keeps the V2 fields); absent
+  axes take their baselines.
+  """
+  name = check_model_name(model["name"])
+  build = SPECS[name]
+  takes = inspect.signature(build).parameters
+  axes = {}
+  for axis in ablations.axes(name):
+    if axis.field in takes:
+      axes[axis.field] = ablations.values_of(name, model)[axis.field]
+    elif axis.changes_compute:
+      raise ValueError(f"axis {axis.path} changes compute but {build.__name__} has no "
+                       f"keyword {axis.field!r}: add it (mnv2_jax.ablations)")
+    # A compute-neutral axis the spec does not describe (its model code alone computes it)
+    # changes no layer shape, so the spec and its counts are the same whatever its value.
+  return build(float(model["width_multiplier"]), int(resolution), int(num_classes), **axes)

@@ -34,6 +34,7 @@ from mnv2_jax import data
 from mnv2_jax import logging as mlog
 from mnv2_jax import optim
 from mnv2_jax import parallel
+from mnv2_jax import run_record
 from mnv2_jax import steps as steps_lib
 from mnv2_jax import train_state
 from mnv2_jax import validate
@@ -69,20 +70,6 @@ class _SigtermFlag:
 
 def _periodic(step: int, every: int, total: int) -> bool:
   return step == total or (every > 0 and step % every == 0)
-
-
-def _run_summary(config, cplx, extra: dict[str, Any]) -> dict[str, Any]:
-  m = config.model
-  v2 = m.name == "mobilenet_v2"
-  return {
-      "model": m.name, "width_multiplier": m.width_multiplier,
-      "resolution": config.input.resolution,
-      "expansion_factor": m.expansion_factor if v2 else None,
-      "bottleneck_activation": m.bottleneck_activation if v2 else None,
-      "shortcut": m.shortcut if v2 else None,
-      "seed": config.seed, "dataset": config.input.dataset,
-      "madds": cplx.madds, "params": cplx.params, "params_no_bn": cplx.params_no_bn,
-      "run_name": config.wandb.name, "group": config.wandb.group, **extra}
 
 
 def config_from_json(saved: dict[str, Any]):
@@ -201,21 +188,25 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
                    "steps_per_epoch": steps_per_epoch, "total_steps": total_steps},
       resume_step=start, wandb_run_id=meta.get("wandb_run_id"))
   use_ema = ema_decay > 0 and config.train.eval_ema
-  base = _run_summary(config, cplx, {"steps": total_steps,
-                                     "epochs": total_steps / steps_per_epoch,
-                                     "eval_weights": "ema" if use_ema else "raw"})
-  best = {"best/top1": meta.get("best/top1", -1.0), "best/top5": meta.get("best/top5", -1.0),
+  base = dict(steps=total_steps, epochs=total_steps / steps_per_epoch,
+              eval_weights="ema" if use_ema else "raw")
+  best = {"best/top1": meta.get("best/top1", run_record.NO_EVAL),
+          "best/top5": meta.get("best/top5", run_record.NO_EVAL),
           "best_step": meta.get("best_step", -1)}
   wall_before = float(meta.get("wall_time_s", 0.0))
   t0 = time.time()
 
   def summary(status: str, final: dict | None = None, **extra) -> dict[str, Any]:
-    s = {**base, **best, "status": status, "wall_time_s": wall_before + time.time() - t0,
-         **extra}
+    """summary.json now (`run_record.Summary`, as its JSON dict)."""
+    evaluated = best["best_step"] >= 0
     if final:
-      s.update({"final/top1": final["eval/top1"], "final/top5": final["eval/top5"],
-                "final/loss": final["eval/loss"]})
-    return s
+      extra.update(final_top1=final["eval/top1"], final_top5=final["eval/top5"],
+                   final_loss=final["eval/loss"])
+    return run_record.Summary.of_config(
+        config, cplx, status=status, **base, wall_time_s=wall_before + time.time() - t0,
+        best_top1=best["best/top1"] if evaluated else None,
+        best_top5=best["best/top5"] if evaluated else None,
+        best_step=best["best_step"] if evaluated else None, **extra).to_json()
 
   def meta_now() -> dict[str, Any]:
     return {**best, "wall_time_s": wall_before + time.time() - t0,

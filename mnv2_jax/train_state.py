@@ -16,11 +16,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mnv2_jax import ablations
 from mnv2_jax import models
+from mnv2_jax import spec as spec_lib
 from mnv2_jax.ops import impl as impl_lib
-
-MODELS = {"mobilenet_v2": models.MobileNetV2, "mobilenet_v1": models.MobileNetV1}
-V2_ONLY = ("expansion_factor", "bottleneck_activation", "shortcut")
 
 
 @flax.struct.dataclass
@@ -44,19 +43,17 @@ def eval_variables(state: TrainState, *, use_ema: bool) -> dict:
 def build_model(model_cfg, num_classes: int):
   """The Flax module described by `config.model` (raises ValueError naming a bad field)."""
   fields = dict(model_cfg)
-  name = fields.pop("name")
-  if name not in MODELS:
-    raise ValueError(f"model.name must be one of {tuple(MODELS)}, got {name!r}")
-  if name == "mobilenet_v1":
-    for key in V2_ONLY:
-      fields.pop(key, None)
+  name = spec_lib.check_model_name(fields.pop("name"))
+  for axis in ablations.axes():  # A MobileNetV1 config keeps the V2 axes' fields.
+    if name not in axis.models:
+      fields.pop(axis.field, None)
   fields.pop("num_classes", None)
   impl = dict(fields.pop("impl", None) or {})
   if "depthwise_impl" in fields:  # config.json of runs made before `model.impl` existed.
     impl.setdefault("depthwise", fields.pop("depthwise_impl"))
   fields["impl"] = impl_lib.Impl.from_config(impl)
   try:
-    return MODELS[name](num_classes=num_classes, **fields)
+    return models.MODELS[name](num_classes=num_classes, **fields)
   except TypeError as e:
     raise ValueError(f"config.model has a field {name} does not take: {e}") from e
 

@@ -97,6 +97,7 @@ def test_activation_memory_table3():
 @pytest.mark.parametrize("model", [MobileNetV2(width_multiplier=0.5, impl=Impl(depthwise="xla")),
                                    MobileNetV2(width_multiplier=0.35, shortcut="none",
                                                impl=Impl(depthwise="xla")),
+
                                    MobileNetV1(width_multiplier=0.5, impl=Impl(depthwise="xla"))])
 def test_analytic_madds_agree_with_xla(model):
   # XLA's cost analysis counts 2 flops per multiply-add of the convolutions and the classifier,
@@ -125,3 +126,54 @@ def test_cli_table_and_json(capsys):
 def test_cli_bad_input(capsys):
   assert complexity_cli.main(["--width", "0", "--resolution", "96"]) == 2
   assert "width_multiplier" in capsys.readouterr().err
+
+
+def _hand_count_width_1(k: int, resolution: int = 224, classes: int = 1000) -> tuple[int, int]:
+  """MobileNetV2 1.0 MAdds and params counted from the paper's Table 2 alone.
+
+  At width 1.0 every channel count of Table 2 is already a multiple of 8, so no rounding is
+  involved: stem 3x3 s2 conv to 32, then (t, c, n, s) rows of inverted residual blocks (1x1
+  expand to t*C_in unless t = 1, k x k depthwise with stride s on the first repeat, 1x1 project
+  to c), the 1x1 conv to 1280, pooling and a 1280 x classes dense layer with bias. Every conv
+  has batch norm (2 params per channel); TF SAME padding gives ceil(size / stride).
+  """
+  table = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+           (6, 160, 3, 2), (6, 320, 1, 1)]
+  size, cin = -(-resolution // 2), 32
+  madds, params = size * size * 3 * 3 * 3 * 32, 3 * 3 * 3 * 32 + 2 * 32
+  for t, c, n, s in table:
+    for i in range(n):
+      stride = s if i == 0 else 1
+      wide = t * cin
+      if t != 1:
+        madds += size * size * cin * wide
+        params += cin * wide + 2 * wide
+      size = -(-size // stride)
+      madds += size * size * k * k * wide
+      params += k * k * wide + 2 * wide
+      madds += size * size * wide * c
+      params += wide * c + 2 * c
+      cin = c
+  madds += size * size * cin * 1280
+  params += cin * 1280 + 2 * 1280
+  madds += 1280 * classes
+  params += 1280 * classes + classes
+  return madds, params
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_cli_depthwise_kernel_exact_against_a_hand_count(kernel, capsys):
+  assert complexity_cli.main(["--width", "1.0", "--resolution", "224", "--depthwise_kernel",
+                              str(kernel), "--json"]) == 0
+  data = json.loads(capsys.readouterr().out)
+  assert (data["madds"], data["params"]) == _hand_count_width_1(kernel)
+  if kernel == 3:  # The published 1.0/224 figures (1000 classes): 300.8 M MAdds, 3.50 M params.
+    assert (data["madds"], data["params"]) == (300_774_272, 3_504_872)
+  depthwise = [r for r in data["rows"] if r["op"] == "depthwise"]
+  assert len(depthwise) == 17 and all(r["kernel"] == kernel for r in depthwise)
+
+
+def test_cli_rejects_an_unsupported_depthwise_kernel(capsys):
+  with pytest.raises(SystemExit):
+    complexity_cli.main(["--depthwise_kernel", "7"])
+  assert "--depthwise_kernel: invalid choice: 7 (choose from 3, 5)" in capsys.readouterr().err

@@ -43,3 +43,9 @@ def test_wrong_width_is_reported():
   keras_model = _randomised_keras(0.35, 96, seed=1)
   with pytest.raises(ValueError, match="width_multiplier"):
     from_keras(keras_model, MobileNetV2(width_multiplier=0.5))
+
+
+def test_keras_import_refuses_a_5x5_model_before_reading_weights():
+  with pytest.raises(ValueError, match=r"model.depthwise_kernel=3 only; this model has "
+                                       r"depthwise_kernel=5"):
+    from_keras(object(), MobileNetV2(width_multiplier=0.35, depthwise_kernel=5))

@@ -12,25 +12,6 @@ from typing import Any
 AUGMENTS = ("inception_crop_flip", "pad_crop", "none")
 SYNTHETIC = "synthetic"
 
-# Used only when a field is absent from the ConfigDict.
-_DEFAULTS = {
-    "data_dir": None,
-    "manual_dir": None,
-    "train_split": "train",
-    "eval_split": "test",
-    "resolution": 224,
-    "augment": "inception_crop_flip",
-    "crop_area_min": 0.05,
-    "eval_crop": 0.875,
-    "shuffle_buffer": 0,
-    "cache": False,
-    "num_parallel_calls": -1,
-    "prefetch": 2,
-    "synthetic_num_classes": 1000,
-    "synthetic_num_examples": 1024,
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class InputOptions:
   """The input fields, checked. See `from_config` for their meaning.
@@ -47,8 +28,6 @@ class InputOptions:
     augment: one of AUGMENTS.
     crop_area_min: smallest crop area fraction of "inception_crop_flip".
     eval_crop: central-crop fraction of each side before the eval resize.
-    shuffle_buffer: accepted for config compatibility and unused: training
-      order is a full per-epoch permutation (see pipeline.py).
     cache: keep the process's raw (encoded) records in memory.
     num_parallel_calls: decode/augment parallelism, -1 = tf.data AUTOTUNE.
     prefetch: batches prefetched, -1 = AUTOTUNE, 0 = none.
@@ -56,30 +35,37 @@ class InputOptions:
     synthetic_num_examples: size of the synthetic dataset (train and eval).
   """
   dataset: str
-  data_dir: str | None
-  manual_dir: str | None
-  train_split: str
-  eval_split: str
-  resolution: int
-  augment: str
-  crop_area_min: float
-  eval_crop: float
-  shuffle_buffer: int
-  cache: bool
-  num_parallel_calls: int
-  prefetch: int
-  synthetic_num_classes: int
-  synthetic_num_examples: int
+  data_dir: str | None = None
+  manual_dir: str | None = None
+  train_split: str = "train"
+  eval_split: str = "validation"
+  resolution: int = 224
+  augment: str = "inception_crop_flip"
+  crop_area_min: float = 0.05
+  eval_crop: float = 0.875
+  cache: bool = False
+  num_parallel_calls: int = -1
+  prefetch: int = 2
+  synthetic_num_classes: int = 1000
+  synthetic_num_examples: int = 1024
 
   @property
   def is_synthetic(self) -> bool:
     return self.dataset == SYNTHETIC
 
 
+def defaults() -> dict[str, Any]:
+  """The fields' defaults (declared once, above; `configs.common.input_config` reads them)."""
+  return {f.name: f.default for f in dataclasses.fields(InputOptions)
+          if f.default is not dataclasses.MISSING}
+
+
 def _get(cfg: Any, name: str):
+  """A field of `cfg` (ConfigDict, dict or object); its default when absent."""
+  default = defaults().get(name)
   if hasattr(cfg, "get"):
-    return cfg.get(name, _DEFAULTS.get(name))
-  return getattr(cfg, name, _DEFAULTS.get(name))
+    return cfg.get(name, default)
+  return getattr(cfg, name, default)
 
 
 def _fail(name: str, value, allowed: str):
@@ -137,7 +123,6 @@ def from_config(cfg: Any) -> InputOptions:
       augment=augment,
       crop_area_min=float(crop_area_min),
       eval_crop=float(eval_crop),
-      shuffle_buffer=_int(cfg, "shuffle_buffer", 0, "an int >= 0 (unused)"),
       cache=cache,
       num_parallel_calls=num_parallel_calls,
       prefetch=_int(cfg, "prefetch", -1, "-1 (AUTOTUNE) or an int >= 0"),

@@ -25,11 +25,13 @@ from typing import Any
 
 from absl import logging as absl_logging
 
+from mnv2_jax import run_record
 from mnv2_jax.logging import base
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
+# The run directory layout is `mnv2_jax.run_record`'s.
+CONFIG_FILE = run_record.CONFIG
+METRICS_FILE = run_record.METRICS
+SUMMARY_FILE = run_record.SUMMARY
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -51,12 +51,15 @@ def kernel_initializer(name: str):
 
 @dataclasses.dataclass(frozen=True)
 class Numerics:
-  """Everything about how layers compute that is not architecture (hashable Flax field)."""
-  dtype: Any = jnp.float32
-  bn_momentum: float = 0.997
-  bn_epsilon: float = 1e-3
-  kernel_init: str = "slim"
-  impl: impl_lib.Impl = impl_lib.Impl()  # Resolved (no "auto") by the model before use.
+  """Everything about how layers compute that is not architecture (hashable Flax field).
+
+  No defaults: the model's fields (`models.mobilenet`) are where they are declared.
+  """
+  dtype: Any
+  bn_momentum: float
+  bn_epsilon: float
+  kernel_init: str
+  impl: impl_lib.Impl  # Resolved (no "auto") by the model before use.
 
 
 class Conv(nn.Module):

@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mnv2_jax import ablations
 from mnv2_jax import spec as spec_lib
 from mnv2_jax.models import layers
 from mnv2_jax.ops import impl as impl_lib
@@ -43,11 +44,17 @@ def _resolve_dtype(dtype: Any):
 
 
 class _MobileNet(nn.Module):
-  """Shared fields and the spec walk; subclasses say which spec they expand."""
+  """Shared fields and the spec walk; subclasses name the spec they expand (`NAME`).
+
+  These fields, with their defaults, are the model's part of every config
+  (`configs.common.model_config` reads them); the ablation axes' defaults are their baselines
+  (`mnv2_jax.ablations`).
+  """
+  NAME = ""
   width_multiplier: float = 1.0
   num_classes: int = 1000
   dropout_rate: float = 0.2
-  dtype: Any = jnp.float32
+  dtype: Any = "float32"
   bn_momentum: float = 0.997
   bn_epsilon: float = 1e-3
   kernel_init: str = "slim"
@@ -55,6 +62,10 @@ class _MobileNet(nn.Module):
 
   def __post_init__(self):
     # Fail on bad fields at construction, before any tracing or compilation.
+    missing = [a.path for a in ablations.axes(self.NAME) if not hasattr(self, a.field)]
+    if missing:
+      raise ValueError(f"{type(self).__name__} has no field for the declared axes {missing}: "
+                       "an axis needs its model field and spec keyword (mnv2_jax.ablations)")
     self.spec(224)
     _resolve_dtype(self.dtype)
     layers.kernel_initializer(self.kernel_init)
@@ -70,7 +81,11 @@ class _MobileNet(nn.Module):
     super().__post_init__()
 
   def spec(self, resolution: int) -> spec_lib.ArchSpec:
-    raise NotImplementedError
+    """The architecture at `resolution`, from this module's width and axis fields."""
+    return spec_lib.from_config(
+        {"name": self.NAME, "width_multiplier": self.width_multiplier,
+         **{a.field: getattr(self, a.field) for a in ablations.axes(self.NAME)}},
+        resolution, self.num_classes)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -111,6 +126,7 @@ class MobileNetV2(_MobileNet):
     expansion_factor: t of every block but the first (which is fixed at 1).
     bottleneck_activation: "linear" (paper) or "relu6" after the projection BN (Fig. 6a).
     shortcut: "bottleneck" (paper), "expansion" (between expansions, Fig. 6b) or "none".
+    depthwise_kernel: k of the k x k depthwise convs, 3 (paper) or 5.
     dropout_rate: dropout on the pooled features before the classifier (slim: 0.2).
     dtype: compute dtype (parameters stay float32), "float32" / "bfloat16" or a jnp dtype.
     bn_momentum, bn_epsilon: TF defaults of slim's training scope (0.997, 1e-3).
@@ -119,20 +135,19 @@ class MobileNetV2(_MobileNet):
       computed and how native calls are partitioned ("auto": per backend; CPU: native C++
       kernels, elsewhere XLA's library ops). Same parameters and function whichever runs.
   """
-  expansion_factor: float = 6
-  bottleneck_activation: str = "linear"
-  shortcut: str = "bottleneck"
-
-  def spec(self, resolution: int) -> spec_lib.ArchSpec:
-    return spec_lib.mobilenet_v2_spec(
-        self.width_multiplier, resolution, self.num_classes,
-        expansion_factor=self.expansion_factor,
-        bottleneck_activation=self.bottleneck_activation, shortcut=self.shortcut)
+  NAME = "mobilenet_v2"
+  # The ablation axes (mnv2_jax.ablations declares them; one field per axis of this model).
+  expansion_factor: float = ablations.baseline("model.expansion_factor")
+  bottleneck_activation: str = ablations.baseline("model.bottleneck_activation")
+  shortcut: str = ablations.baseline("model.shortcut")
+  depthwise_kernel: int = ablations.baseline("model.depthwise_kernel")
 
 
 class MobileNetV1(_MobileNet):
   """MobileNetV1 (Howard et al. 2017), the comparator curve of Fig. 5. Same fields as V2."""
+  NAME = "mobilenet_v1"
   dropout_rate: float = 0.001  # slim mobilenet_v1: dropout_keep_prob = 0.999
 
-  def spec(self, resolution: int) -> spec_lib.ArchSpec:
-    return spec_lib.mobilenet_v1_spec(self.width_multiplier, resolution, self.num_classes)
+
+# The Flax module of each `config.model.name` (the names of `spec.SPECS`).
+MODELS = {cls.NAME: cls for cls in (MobileNetV2, MobileNetV1)}

@@ -5,7 +5,8 @@
 
 Writes into ``--out`` (default ``SWEEP_DIR/plots``): ``fig5.{png,svg}`` (top-1 vs MAdds, when
 any run finished) and ``fig6_<dataset>_w<width>_r<res>.{png,svg}`` (eval top-1 vs step, one per
-operating point with at least two variants to compare).
+operating point with at least two variants to compare) and ``along_<axis>.{png,svg}`` (top-1
+vs MAdds with a compute-changing axis, e.g. the expansion factor, moving along each curve).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from mnv2_jax.plots import along
 from mnv2_jax.plots import fig5
 from mnv2_jax.plots import fig6
 from mnv2_jax.plots import style
@@ -29,6 +31,8 @@ def render_all(records: Sequence[collect.RunRecord], out: str, *, metric: str = 
   if fig is not None:
     paths += style.save(fig, out, "fig5")
   for stem, fig in fig6.figures(records, band=band):
+    paths += style.save(fig, out, stem)
+  for stem, fig in along.figures(records, metric=metric):
     paths += style.save(fig, out, stem)
   return paths
 

@@ -1,16 +1,20 @@
-"""Fig. 5 style: top-1 vs MAdds (log x), colour = resolution, marker = variant/model.
+"""Fig. 5 style: top-1 vs MAdds (log x), colour = resolution, marker = series.
 
-Each marker is one (model, variant, width, resolution), averaged over its finished seeds (error
-bar = std over seeds when there are several); each variant gets its Pareto frontier line
-(``mnv2_jax.results.pareto``), MobileNetV1 included as the comparator. ``overlay_paper`` adds
-the 22 released checkpoints (``mnv2_jax.plots.paper_points``) as hollow grey squares with their
-frontier dashed, so a reproduction is judged against the paper's numbers. Artists carry
-``gid="points:<variant>"``, ``"frontier:<variant>"``, ``"points:paper"``, ``"frontier:paper"``.
+Each marker is one experiment group (`results.grouping`: everything but the seed equal),
+averaged over its finished seeds, with an error bar of the std over seeds when there are
+several. Points are joined into one Pareto frontier (`mnv2_jax.results.pareto`) per series: the
+compute-neutral design (e.g. "relu6/bottleneck"; axes that change compute, like the expansion
+factor, move a point along its series) plus any other setting that varies among the runs;
+MobileNetV1 is its own series, the comparator. ``overlay_paper`` adds the 22 released checkpoints
+(`mnv2_jax.plots.paper_points`) as hollow grey squares with their frontier dashed. Artists
+carry ``gid="points:<series>"``, ``"frontier:<series>"``, ``"points:paper"``,
+``"frontier:paper"``.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 from collections.abc import Sequence
 
 import matplotlib.colors as mcolors
@@ -19,21 +23,35 @@ import numpy as np
 from mnv2_jax.plots import paper_points
 from mnv2_jax.plots import style
 from mnv2_jax.results import collect
+from mnv2_jax.results import grouping
 from mnv2_jax.results import pareto
-from mnv2_jax.sweeps import runner
 
 
-def aggregate_points(records: Sequence[collect.RunRecord], metric: str = "final"):
-  """{variant: [(mmadds, mean top-1 %, std, n, width, resolution), ...]} over finished runs."""
-  groups = collections.defaultdict(list)
-  for r in records:
-    value = r.metric(metric)
-    if r.status == runner.FINISHED and value is not None and r.madds is not None:
-      groups[(r.variant, r.width, r.resolution, r.madds)].append(100 * value)
-  out = collections.defaultdict(list)
-  for (variant, width, res, madds), values in sorted(groups.items(), key=lambda kv: kv[0][3]):
+@dataclasses.dataclass(frozen=True)
+class Point:
+  """One plotted experiment: MAdds (millions), mean/std top-1 (%) over its n seeds."""
+  mmadds: float
+  mean: float
+  std: float
+  n: int
+  width: float
+  resolution: int
+  legend: str
+  group: grouping.Group
+
+
+def aggregate_points(records: Sequence[collect.RunRecord], metric: str = "final"
+                     ) -> dict[str, list[Point]]:
+  """{series: [Point, ...] by MAdds} over the finished runs that have MAdds."""
+  groups = [g for g in grouping.groups(records, metric) if g.first.madds is not None]
+  varying = grouping.varying_settings([r for g in groups for r in g.runs])
+  out: dict[str, list[Point]] = collections.defaultdict(list)
+  for g in sorted(groups, key=lambda g: g.first.madds):
+    values = g.values(metric)
     std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    out[variant].append((madds / 1e6, float(np.mean(values)), std, len(values), width, res))
+    out[g.series(varying)].append(Point(
+        g.first.madds / 1e6, float(np.mean(values)), std, len(values), g.first.width,
+        g.first.resolution, g.legend(varying, compute_changing=False), g))
   return dict(out)
 
 
@@ -44,26 +62,26 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
   if not points and not overlay_paper:
     return None
   paper = paper_points.RELEASED_CHECKPOINTS if overlay_paper else ()
-  resolutions = sorted({p[5] for ps in points.values() for p in ps} |
+  resolutions = sorted({p.resolution for ps in points.values() for p in ps} |
                        {p.resolution for p in paper})
   norm = mcolors.BoundaryNorm(
       np.append(np.array(resolutions) - 0.5, resolutions[-1] + 0.5), ncolors=256)
   fig, (ax,) = style.figure(1, width=7.0, height=5.0)
   scatter = None
-  order = sorted(points, key=lambda v: (v == "v1", v != "linear/bottleneck", v))
-  for variant in order:
-    pts = points[variant]
-    x = np.array([p[0] for p in pts])
-    y = np.array([p[1] for p in pts])
-    if any(p[3] > 1 for p in pts):
-      ax.errorbar(x, y, yerr=[p[2] for p in pts], fmt="none", ecolor="0.5", lw=0.8, zorder=1)
-    scatter = ax.scatter(x, y, c=[p[5] for p in pts], cmap=style.RESOLUTION_CMAP, norm=norm,
-                         marker=style.marker(variant), s=36, edgecolors="black",
-                         linewidths=0.5, zorder=3, label=style.label(variant))
-    scatter.set_gid(f"points:{variant}")
+  for series in sorted(points, key=lambda v: (v == "v1", v)):
+    pts = points[series]
+    x = np.array([p.mmadds for p in pts])
+    y = np.array([p.mean for p in pts])
+    if any(p.n > 1 for p in pts):
+      ax.errorbar(x, y, yerr=[p.std for p in pts], fmt="none", ecolor="0.5", lw=0.8, zorder=1)
+    scatter = ax.scatter(x, y, c=[p.resolution for p in pts], cmap=style.RESOLUTION_CMAP,
+                         norm=norm, marker=style.marker(series), s=36, edgecolors="black",
+                         linewidths=0.5, zorder=3,
+                         label=f"{pts[0].legend} (n={max(p.n for p in pts)})")
+    scatter.set_gid(f"points:{series}")
     front = pareto.frontier(list(zip(x, y)))
-    (line,) = ax.plot(x[front], y[front], color=style.color(variant), lw=1.2, zorder=2)
-    line.set_gid(f"frontier:{variant}")
+    (line,) = ax.plot(x[front], y[front], color=style.color(series), lw=1.2, zorder=2)
+    line.set_gid(f"frontier:{series}")
   if paper:
     px = np.array([p.mmadds for p in paper], dtype=float)
     py = np.array([p.top1 for p in paper])
@@ -84,3 +102,16 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
     bar = fig.colorbar(scatter, ax=ax, ticks=resolutions, pad=0.01)
     bar.set_label("resolution")
   return fig
+
+
+
+def frontier_rows(records: Sequence[collect.RunRecord], metric: str = "final") -> list[dict]:
+  """The plotted points as rows, each marked whether it is on its series' Pareto frontier
+  (what the W&B report run logs next to the figure)."""
+  rows = []
+  for series, pts in sorted(aggregate_points(records, metric).items()):
+    front = set(pareto.frontier([(p.mmadds, p.mean) for p in pts]))
+    rows += [{"series": series, "mmadds": p.mmadds, "top1_mean": p.mean, "top1_std": p.std,
+              "n": p.n, "width": p.width, "resolution": p.resolution,
+              "on_frontier": i in front} for i, p in enumerate(pts)]
+  return rows

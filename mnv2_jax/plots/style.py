@@ -10,14 +10,7 @@ matplotlib.use("Agg")  # Headless: never needs a display; set before pyplot is i
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 RESOLUTION_CMAP = "viridis"
-# Paper curve names (Fig. 6 legends, typo "botleneck" fixed).
-VARIANT_LABELS = {
-    "linear/bottleneck": "Linear bottleneck, shortcut between bottlenecks",
-    "relu6/bottleneck": "ReLU6 in bottleneck",
-    "linear/expansion": "Shortcut between expansions",
-    "linear/none": "No residual",
-    "v1": "MobileNetV1",
-}
+# Fixed styles of the paper's variants (series names, `ablations.variant`); others cycle.
 VARIANT_MARKERS = {"linear/bottleneck": "s", "relu6/bottleneck": "^", "linear/expansion": "D",
                    "linear/none": "v", "relu6/expansion": "P", "relu6/none": "X", "v1": "o"}
 VARIANT_COLORS = {"linear/bottleneck": "tab:blue", "relu6/bottleneck": "tab:green",
@@ -28,16 +21,21 @@ RC = {"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": F
       "savefig.dpi": 150, "svg.hashsalt": "mnv2_jax"}  # Fixed SVG ids: reproducible files.
 
 
-def label(variant: str) -> str:
-  return VARIANT_LABELS.get(variant, variant)
-
-
 def marker(variant: str) -> str:
   return VARIANT_MARKERS.get(variant, "*")
 
 
 def color(variant: str) -> str:
-  return VARIANT_COLORS.get(variant, "black")
+  if variant in VARIANT_COLORS:
+    return VARIANT_COLORS[variant]
+  return cycle(sum(map(ord, variant)))  # Stable per name, across figures and runs.
+
+
+def cycle(i: int) -> str:
+  """The i-th colour of the tab10 cycle (skipping the grey that MobileNetV1 uses)."""
+  palette = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]][:10]
+  palette = [c for c in palette if c != "#7f7f7f"] or ["black"]
+  return palette[i % len(palette)]
 
 
 def figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):

@@ -2,7 +2,9 @@
 
     mnv2-results runs/sweeps/fig6a_nonlinearity+fig6b_shortcut.digits
     mnv2-results SWEEP_DIR --out results/ --metric best
-    mnv2-results SWEEP_DIR --wandb          # also a W&B "report" run (tables, charts, PNGs)
+    mnv2-results SWEEP_DIR --baseline shortcut=expansion   # deltas against another baseline
+
+`mnv2-report` writes these tables, the plots and a W&B report run in one go.
 
 Writes ``runs``, ``aggregate`` and ``deltas`` as ``.csv`` and ``.md`` plus ``report.md``
 (all tables and the delta sentences) into ``--out`` (default ``SWEEP_DIR/results``), and prints
@@ -16,6 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from mnv2_jax import ablations
 from mnv2_jax.results import collect
 from mnv2_jax.results import stats
 from mnv2_jax.results import tables
@@ -27,15 +30,30 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   p.add_argument("--out", default=None, help="output dir (default SWEEP_DIR/results)")
   p.add_argument("--metric", choices=("final", "best"), default="final",
                  help="which top-1 the aggregates and deltas use")
-  p.add_argument("--baseline", default=tables.BASELINE_VARIANT,
-                 help="variant the deltas are taken against")
+  p.add_argument("--baseline", default="", type=parse_baseline,
+                 help="FIELD=VALUE,... of compute-neutral axes the deltas are taken against "
+                      "(default: the declared baselines, mnv2_jax.ablations)")
   p.add_argument("--confidence", type=float, default=stats.DEFAULT_CONFIDENCE)
   p.add_argument("--bootstrap", type=int, default=stats.DEFAULT_BOOTSTRAP,
                  help="bootstrap resamples (fixed RNG seed 0)")
-  p.add_argument("--wandb", action="store_true",
-                 help="log the tables, charts and plots as one W&B run (job_type=report)")
-  p.add_argument("--wandb_mode", default="auto", help="auto|online|offline|disabled")
   return p.parse_args(list(argv))
+
+
+def parse_baseline(text: str) -> dict[str, object]:
+  """"shortcut=expansion" -> {"shortcut": "expansion"}, each checked against its axis."""
+  out: dict[str, object] = {}
+  neutral = {a.field: a for a in ablations.axes() if not a.changes_compute}
+  for item in filter(None, text.split(",")):
+    field, sep, value = item.partition("=")
+    if not sep or field not in neutral:
+      raise argparse.ArgumentTypeError(
+          f"--baseline takes FIELD=VALUE with FIELD one of {sorted(neutral)}, got {item!r}")
+    axis = neutral[field]
+    try:
+      out[field] = axis.check(axis.type(value) if axis.type is not str else value)
+    except ValueError as e:
+      raise argparse.ArgumentTypeError(str(e)) from e
+  return out
 
 
 def build(records, metric: str, baseline: str, confidence: float, n_boot: int):
@@ -89,11 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   out = args.out or os.path.join(args.sweep_dir, "results")
   write_outputs(out, runs, aggregate, deltas, report)
   print(report)
-  if args.wandb:
-    from mnv2_jax.results import wandb_report  # pylint: disable=g-import-not-at-top
-    run_dir = wandb_report.log_report(records, runs, aggregate, deltas, out=out,
-                                      mode=args.wandb_mode, metric=args.metric)
-    print(f"# W&B report run: {run_dir}", file=sys.stderr)
   return 0
 
 

@@ -21,16 +21,23 @@ from typing import Any
 
 from absl import logging as absl_logging
 
+from mnv2_jax import ablations
+from mnv2_jax import run_record
+from mnv2_jax import spec as spec_lib
 from mnv2_jax.logging import jsonl
-from mnv2_jax.sweeps import compute
-from mnv2_jax.sweeps import runner
 
-OUTPUTS = frozenset({"wandb_sweeps", "results", "plots"})  # What our tools write, not runs.
+OUTPUTS = run_record.OUTPUTS
 
 
 @dataclasses.dataclass
 class RunRecord:
-  """One run, flattened. ``curve`` is [(step, eval top-1 fraction), ...]."""
+  """One run, flattened. ``curve`` is [(step, eval top-1 fraction), ...].
+
+  ``axes`` holds the model's ablation axes (``{field: value}``, baselines filled in);
+  ``settings`` every other experiment key of its config (``{path: value}``: not bookkeeping,
+  not the operating point, not an axis, not the seed; ``mnv2_jax.ablations``). Runs that differ
+  in ``settings`` are different experiments (``results.grouping``).
+  """
   name: str
   workdir: str
   status: str
@@ -38,10 +45,9 @@ class RunRecord:
   model: str
   width: float
   resolution: int
-  bottleneck_activation: str
-  shortcut: str
-  expansion_factor: float
   seed: int
+  axes: dict[str, Any] = dataclasses.field(default_factory=dict)
+  settings: dict[str, Any] = dataclasses.field(default_factory=dict)
   dataset: str | None = None
   madds: int | None = None
   params: int | None = None
@@ -60,11 +66,9 @@ class RunRecord:
 
   @property
   def variant(self) -> str:
-    """"v1", or "<activation>/<shortcut>" (plus "/t<factor>" when not 6) for V2."""
-    if self.model == "mobilenet_v1":
-      return "v1"
-    v = f"{self.bottleneck_activation}/{self.shortcut}"
-    return v if self.expansion_factor == 6 else f"{v}/t{self.expansion_factor:g}"
+    """The design label from the declared axes: "linear/bottleneck", ".../t4", "v1"."""
+    return ablations.variant(self.model, self.axes, spec_lib.SHORT_NAMES.get(self.model,
+                                                                             self.model))
 
   @property
   def point(self) -> tuple[str, str | None, float, int]:
@@ -73,6 +77,14 @@ class RunRecord:
 
   def metric(self, which: str) -> float | None:
     return {"final": self.final_top1, "best": self.best_top1}[which]
+
+
+def settings_of(config: dict[str, Any]) -> dict[str, Any]:
+  """The experiment keys of a config.json dict other than point, axes and seed."""
+  skip = set(ablations.POINT_KEYS) | {a.path for a in ablations.axes()} | {ablations.SEED}
+  flat = ablations.flatten({k: v for k, v in config.items()
+                            if k not in run_record.DERIVED_CONFIG_KEYS})
+  return {k: v for k, v in ablations.experiment_keys(flat).items() if k not in skip}
 
 
 def _curve(rows: list[dict[str, Any]], key: str = "eval/top1") -> tuple[tuple[int, float], ...]:
@@ -119,65 +131,60 @@ def _from_wandb(workdir: str) -> tuple[dict, dict, list] | None:
 
 def read_run(workdir: str, studies: tuple[str, ...] = ()) -> RunRecord | None:
   """The record of one run workdir, or None if it has no usable files."""
-  summary = jsonl.load_json_object(os.path.join(workdir, runner.SUMMARY))
-  config = jsonl.load_json_object(os.path.join(workdir, "config.json"))
-  history = jsonl.read_metrics(os.path.join(workdir, jsonl.METRICS_FILE))
+  summary = jsonl.load_json_object(os.path.join(workdir, run_record.SUMMARY))
+  config = jsonl.load_json_object(os.path.join(workdir, run_record.CONFIG))
+  history = jsonl.read_metrics(os.path.join(workdir, run_record.METRICS))
   source = "summary" if summary else "metrics"
+  status = None
   if not summary:
     from_wandb = _from_wandb(workdir)
     if from_wandb is not None:
       summary, wb_config, wb_history = from_wandb
       config = config or wb_config
       history = history or wb_history
-      source = "wandb"
+      source, status = "wandb", summary["status"]
   if not summary and not config:
     return None
   model_cfg = config.get("model", {})
   input_cfg = config.get("input", {})
+  # Typed view of summary.json; a run without one (interrupted before its first write) is
+  # described by its config alone.
+  s = run_record.Summary.from_json({
+      "status": run_record.RUNNING, "run_name": None, **summary,
+      **({} if summary.get("model") else {
+          "model": model_cfg.get("name"), "width_multiplier": model_cfg.get("width_multiplier"),
+          "resolution": input_cfg.get("resolution"), "seed": config.get("seed"),
+          "dataset": input_cfg.get("dataset"), **model_cfg})})
+  if s.model not in spec_lib.SPECS or s.width_multiplier is None or s.resolution is None:
+    absl_logging.warning("%s: no model, width or resolution in its files; skipped", workdir)
+    return None
   curve = _curve(history)
-
-  def pick(key, default=None):
-    value = summary.get(key)
-    if key.startswith(("final/", "best/")) and isinstance(value, (int, float)) and value < 0:
-      value = None  # The trainer's "no eval yet" placeholder (-1).
-    return default if value is None else value
-
   if not studies:
     studies = _study_tags(summary.get("_tags") or config.get("wandb", {}).get("tags") or ())
 
   record = RunRecord(
-      name=pick("run_name") or os.path.basename(os.path.normpath(workdir)),
-      workdir=workdir,
-      status=runner.run_status(workdir) if source != "wandb" else summary["status"],
-      source=source,
-      model=pick("model", model_cfg.get("name", "mobilenet_v2")),
-      width=float(pick("width_multiplier", model_cfg.get("width_multiplier", 1.0))),
-      resolution=int(pick("resolution", input_cfg.get("resolution", 224))),
-      bottleneck_activation=pick("bottleneck_activation",
-                                 model_cfg.get("bottleneck_activation", "linear")),
-      shortcut=pick("shortcut", model_cfg.get("shortcut", "bottleneck")),
-      expansion_factor=float(pick("expansion_factor", model_cfg.get("expansion_factor", 6))),
-      seed=int(pick("seed", config.get("seed", 0))),
-      dataset=pick("dataset", input_cfg.get("dataset")),
-      madds=pick("madds"), params=pick("params"), params_no_bn=pick("params_no_bn"),
-      final_top1=pick("final/top1"), final_top5=pick("final/top5"),
-      best_top1=pick("best/top1"), best_top5=pick("best/top5"), best_step=pick("best_step"),
-      steps=pick("steps"), epochs=pick("epochs"), wall_time_s=pick("wall_time_s"),
-      group=pick("group", config.get("wandb", {}).get("group")),
+      name=s.run_name or os.path.basename(os.path.normpath(workdir)),
+      workdir=workdir, status=status or run_record.run_status(workdir), source=source,
+      model=s.model, width=float(s.width_multiplier), resolution=int(s.resolution),
+      seed=int(s.seed or 0), axes=dict(s.axes), settings=settings_of(config),
+      dataset=s.dataset, madds=s.madds, params=s.params, params_no_bn=s.params_no_bn,
+      final_top1=s.final_top1, final_top5=s.final_top5, best_top1=s.best_top1,
+      best_top5=s.best_top5, best_step=s.best_step, steps=s.steps, epochs=s.epochs,
+      wall_time_s=s.wall_time_s, group=s.group or config.get("wandb", {}).get("group"),
       studies=tuple(studies), curve=curve)
   if record.best_top1 is None and curve:  # Interrupted: best/last eval so far.
     best_step, best = max(curve, key=lambda p: (p[1], -p[0]))
     record.best_top1, record.best_step = best, best_step
   if record.madds is None and model_cfg and input_cfg:
     try:  # Counted with 1000 classes; the trainer's own count wins when present.
-      record.madds = compute.forward_madds(config)
+      record.madds = run_record.compute_figures(config).madds
     except (KeyError, ValueError, TypeError):
       pass
   return record
 
 
 def read_manifest(sweep_dir: str) -> dict[str, Any]:
-  return jsonl.load_json_object(os.path.join(sweep_dir, "sweep.json"))
+  return jsonl.load_json_object(os.path.join(sweep_dir, run_record.MANIFEST))
 
 
 def _study_tags(tags) -> tuple[str, ...]:

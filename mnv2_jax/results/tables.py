@@ -8,22 +8,17 @@ validation set is optimistic) or ``best``.
 
 from __future__ import annotations
 
-import collections
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from absl import logging as absl_logging
-
 from mnv2_jax.results import collect
+from mnv2_jax.results import grouping
 from mnv2_jax.results import stats
-from mnv2_jax.sweeps import runner
 
 Row = dict[str, Any]
-BASELINE_VARIANT = "linear/bottleneck"
-VARIANT_FIELDS = ("bottleneck_activation", "shortcut")
 
 
 def _pct(x: float | None) -> float | None:
@@ -35,13 +30,19 @@ def _mmadds(madds: int | None) -> float | None:
 
 
 def run_rows(records: Sequence[collect.RunRecord]) -> list[Row]:
-  """One row per run, sorted by model, dataset, MAdds, variant, seed."""
+  """One row per run, sorted by model, dataset, MAdds, variant, seed.
+
+  Settings that differ among the runs (`grouping.varying_settings`) get a column each.
+  """
+  varying = grouping.varying_settings(records)
   rows = []
   for r in sorted(records, key=lambda r: (r.model, str(r.dataset), r.madds or 0, r.width,
-                                          r.resolution, r.variant, r.seed)):
+                                          r.resolution, r.variant, repr(sorted(r.settings.items())),
+                                          r.seed)):
     rows.append({
         "run": r.name, "status": r.status, "model": r.model, "variant": r.variant,
         "width": r.width, "resolution": r.resolution, "seed": r.seed, "dataset": r.dataset,
+        **{k: r.settings.get(k) for k in varying},
         "madds_m": _mmadds(r.madds),
         "params_m": None if r.params is None else round(r.params / 1e6, 3),
         "final_top1": _pct(r.final_top1), "final_top5": _pct(r.final_top5),
@@ -52,66 +53,25 @@ def run_rows(records: Sequence[collect.RunRecord]) -> list[Row]:
   return rows
 
 
-def _finished(records: Sequence[collect.RunRecord], metric: str) -> list[collect.RunRecord]:
-  return [r for r in records if r.status == runner.FINISHED and r.metric(metric) is not None]
-
-
-def _groups(records, metric):
-  """Finished runs grouped by (point, expansion factor, variant, epochs).
-
-  The run length is part of the key so runs of different protocols sharing a sweep dir are
-  never averaged or paired together.
-  """
-  groups: dict[tuple, list[collect.RunRecord]] = collections.defaultdict(list)
-  for r in _finished(records, metric):
-    epochs = None if r.epochs is None else round(float(r.epochs), 3)
-    groups[(r.point, r.expansion_factor if r.model == "mobilenet_v2" else None, r.variant,
-            epochs)].append(r)
-  return groups
-
-
-def _per_seed(runs: Sequence[collect.RunRecord], metric: str) -> dict[int, float]:
-  """{seed: top-1 %}; repeated seeds (the same run twice) are averaged, with a warning."""
-  values: dict[int, list[float]] = collections.defaultdict(list)
-  for r in runs:
-    values[r.seed].append(100 * r.metric(metric))
-  repeated = sorted(s for s, v in values.items() if len(v) > 1)
-  if repeated:
-    absl_logging.warning("%s: seeds %s appear in several runs (%s); averaging them",
-                         runs[0].variant, repeated, ", ".join(r.name for r in runs))
-  return {s: sum(v) / len(v) for s, v in values.items()}
-
-
 def aggregate_rows(records: Sequence[collect.RunRecord], metric: str = "final",
                    confidence: float = stats.DEFAULT_CONFIDENCE) -> list[Row]:
-  """Mean, std and t-CI of top-1 (and mean top-5) over the finished seeds of each variant."""
+  """Mean, std and t-CI of top-1 (and mean top-5) over the seeds of each experiment group."""
+  varying = grouping.varying_settings(grouping.finished(records, metric))
   rows = []
-  for ((model, dataset, width, res), _, variant, epochs), runs in sorted(
-      _groups(records, metric).items(), key=lambda kv: (kv[0][0][0], str(kv[0][0][1]),
-                                                        kv[1][0].madds or 0, kv[0][2])):
-    top1 = stats.summarize([100 * r.metric(metric) for r in runs], confidence)
-    top5 = [100 * v for v in (r.final_top5 if metric == "final" else r.best_top5
-                              for r in runs) if v is not None]
+  for g in grouping.groups(records, metric):
+    r = g.first
+    top1 = stats.summarize(g.values(metric), confidence)
+    top5 = [100 * v for v in (x.final_top5 if metric == "final" else x.best_top5
+                              for x in g.runs) if v is not None]
     rows.append({
-        "model": model, "dataset": dataset, "width": width, "resolution": res,
-        "variant": variant, "epochs": epochs, "madds_m": _mmadds(runs[0].madds), "n": top1.n,
-        "seeds": " ".join(str(r.seed) for r in sorted(runs, key=lambda r: r.seed)),
+        "model": r.model, "dataset": r.dataset, "width": r.width, "resolution": r.resolution,
+        "variant": g.label(varying), "epochs": None if r.epochs is None else round(r.epochs, 3),
+        "madds_m": _mmadds(r.madds), "n": top1.n,
+        "seeds": " ".join(str(s) for s in g.per_seed(metric)),
         f"{metric}_top1_mean": top1.mean, f"{metric}_top1_std": top1.std,
         "ci_lo": top1.ci[0], "ci_hi": top1.ci[1],
         f"{metric}_top5_mean": sum(top5) / len(top5) if top5 else None})
   return rows
-
-
-def _describe(variant: str) -> dict[str, str]:
-  parts = variant.split("/")
-  return dict(zip(VARIANT_FIELDS, parts[:2]))
-
-
-def _contrast(variant: str, baseline: str) -> tuple[str, str]:
-  """("shortcut=expansion", "shortcut=bottleneck"): only the fields that differ."""
-  a, b = _describe(variant), _describe(baseline)
-  keys = [k for k in VARIANT_FIELDS if a.get(k) != b.get(k)] or list(VARIANT_FIELDS)
-  return (", ".join(f"{k}={a[k]}" for k in keys), ", ".join(f"{k}={b[k]}" for k in keys))
 
 
 def _fmt_madds(madds: int | None) -> str:
@@ -121,10 +81,9 @@ def _fmt_madds(madds: int | None) -> str:
   return f"{m:.0f} M MAdds" if m >= 100 else f"{m:.3g} M MAdds"
 
 
-def sentence(variant: str, baseline: str, madds: int | None, width: float, res: int,
+def sentence(what: str, ref: str, madds: int | None, width: float, res: int,
              dataset: str | None, delta: stats.PairedDelta, metric: str) -> str:
-  """A readable statement of one paired comparison (deltas in points)."""
-  what, ref = _contrast(variant, baseline)
+  """A readable statement of one paired comparison (deltas in points): `what` vs `ref`."""
   d = delta.summary
   direction = "below" if d.mean < 0 else "above"
   where = f"{_fmt_madds(madds)} (width {width:g}, {res} px{', ' + dataset if dataset else ''})"
@@ -142,34 +101,39 @@ def sentence(variant: str, baseline: str, madds: int | None, width: float, res: 
 
 
 def delta_rows(records: Sequence[collect.RunRecord], metric: str = "final",
-               baseline: str = BASELINE_VARIANT,
+               baseline: Mapping[str, Any] | None = None,
                confidence: float = stats.DEFAULT_CONFIDENCE,
                n_boot: int = stats.DEFAULT_BOOTSTRAP, seed: int = stats.DEFAULT_RNG_SEED
                ) -> list[Row]:
-  """Per MobileNetV2 operating point: each variant minus the baseline, paired by seed."""
-  groups = _groups(records, metric)
+  """Each experiment minus its equal-compute baseline (`grouping.baseline_key`), by seed.
+
+  `baseline` overrides the declared baselines of compute-neutral axes ({field: value}).
+  """
+  all_groups = grouping.groups(records, metric)
+  by_key = {g.key: g for g in all_groups}
+  varying = grouping.varying_settings(grouping.finished(records, metric))
   rows = []
-  for (point, factor, variant, epochs), runs in sorted(
-      groups.items(), key=lambda kv: (str(kv[0][0][1]), kv[1][0].madds or 0, kv[0][2])):
-    model, dataset, width, res = point
-    if model != "mobilenet_v2":
+  for g in all_groups:
+    key = grouping.baseline_key(g, baseline)
+    base = by_key.get(key) if key is not None else None
+    if base is None:
       continue
-    base_variant = baseline if factor == 6 else f"{baseline}/t{factor:g}"
-    base = groups.get((point, factor, base_variant, epochs))
-    if base is None or runs is base:
-      continue
-    delta = stats.paired_delta(_per_seed(base, metric), _per_seed(runs, metric), confidence,
-                               n_boot, seed)
+    delta = stats.paired_delta(base.per_seed(metric), g.per_seed(metric), confidence, n_boot,
+                               seed)
     if delta is None:
       continue
+    r = g.first
+    what, ref = grouping.contrast(g, base)
+    settings = " ".join(g.label(varying).split(" ")[1:])
     rows.append({
-        "model": model, "dataset": dataset, "width": width, "resolution": res,
-        "madds_m": _mmadds(runs[0].madds), "variant": variant, "baseline": base[0].variant,
+        "model": r.model, "dataset": r.dataset, "width": r.width, "resolution": r.resolution,
+        "madds_m": _mmadds(r.madds), "variant": g.label(varying), "baseline": base.label(varying),
         "n": delta.summary.n, "delta_mean": delta.summary.mean, "delta_std": delta.summary.std,
         "t_ci_half": delta.summary.ci_half, "boot_lo": delta.bootstrap[0],
         "boot_hi": delta.bootstrap[1],
-        "sentence": sentence(variant, base[0].variant, runs[0].madds, width, res, dataset,
-                             delta, metric)})
+        "sentence": sentence(what, ref, r.madds, r.width, r.resolution,
+                             ", ".join(x for x in (r.dataset, settings) if x) or None, delta,
+                             metric)})
   return rows
 
 

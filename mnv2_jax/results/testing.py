@@ -7,12 +7,13 @@ and plotting code can be tested against known inputs without training anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from mnv2_jax.sweeps import compute
+from mnv2_jax import run_record
 
 
 def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
@@ -23,12 +24,14 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
               best_top1: float | None = None, top5: float | None = None,
               group: str = "test", name: str | None = None, tags: Sequence[str] = (),
               wall_time_s: float = 60.0, write_summary: bool = True,
-              madds: int | None = None) -> str:
-  """Writes one fake run; ``final_top1``/``best_top1`` default to the curve's last/max.
+              madds: int | None = None, axes: dict[str, Any] | None = None,
+              config_updates: dict[str, Any] | None = None) -> str:
+  """Writes one constructed run; ``final_top1``/``best_top1`` default to the curve's last/max.
 
-  ``madds`` defaults to the architecture's real count (``sweeps.compute.forward_madds``); a
+  ``madds`` defaults to the architecture's real count (``run_record.compute_figures``); a
   test that must tell runs of one operating point apart (e.g. by their plotted points) gives
-  each its own value.
+  each its own value. ``axes`` sets further model axis fields ({field: value}) and
+  ``config_updates`` any other config key ({"optim.base_lr": 0.1}).
   """
   os.makedirs(workdir, exist_ok=True)
   name = name or os.path.basename(os.path.normpath(workdir))
@@ -40,9 +43,16 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
       "train": {"num_epochs": 12.0, "num_steps": -1},
       "wandb": {"group": group, "name": name, "tags": list(tags)},
   }
-  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+  config["model"].update(axes or {})
+  for path, value in (config_updates or {}).items():
+    *parents, leaf = path.split(".")
+    node = config
+    for part in parents:
+      node = node.setdefault(part, {})
+    node[leaf] = value
+  with open(os.path.join(workdir, run_record.CONFIG), "w", encoding="utf-8") as f:
     json.dump(config, f)
-  with open(os.path.join(workdir, "metrics.jsonl"), "w", encoding="utf-8") as f:
+  with open(os.path.join(workdir, run_record.METRICS), "w", encoding="utf-8") as f:
     for step, top1 in curve:
       f.write(json.dumps({"step": step, "train/loss": 1.0, "eval/top1": top1,
                           "eval/top5": top5 if top5 is not None else min(1.0, top1 + 0.05),
@@ -53,16 +63,12 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
     if best_top1 is None and curve:
       best_top1 = max(v for _, v in curve)
     best_step = max(curve, key=lambda p: p[1])[0] if curve else None
-    summary: dict[str, Any] = {
-        "status": status, "model": model, "width_multiplier": width, "resolution": resolution,
-        "expansion_factor": expansion_factor, "bottleneck_activation": bottleneck_activation,
-        "shortcut": shortcut, "seed": seed, "dataset": dataset,
-        "madds": compute.forward_madds(config, num_classes=10) if madds is None else madds,
-        "params": 1_000_000,
-        "params_no_bn": 990_000, "final/top1": final_top1, "final/top5": top5,
-        "best/top1": best_top1, "best/top5": top5, "best_step": best_step,
-        "steps": curve[-1][0] if curve else 0, "epochs": 12.0, "wall_time_s": wall_time_s,
-        "run_name": name, "group": group}
-    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
-      json.dump(summary, f)
+    cplx = run_record.compute_figures(config, num_classes=10)
+    summary = run_record.Summary.of_config(
+        config, dataclasses.replace(cplx, madds=cplx.madds if madds is None else madds),
+        status=status, final_top1=final_top1, final_top5=top5, best_top1=best_top1,
+        best_top5=top5, best_step=best_step, steps=curve[-1][0] if curve else 0, epochs=12.0,
+        wall_time_s=wall_time_s)
+    with open(os.path.join(workdir, run_record.SUMMARY), "w", encoding="utf-8") as f:
+      json.dump(summary.to_json(), f)
   return workdir

@@ -8,6 +8,7 @@ docker-free local server (shared/reference/ecosystem.md §1.7). The mapping from
 
 from __future__ import annotations
 
+from mnv2_jax import ablations
 from mnv2_jax.results import collect
 
 
@@ -33,13 +34,10 @@ def collect_online(project: str, group: str, entity: str | None = None,
     records.append(collect.RunRecord(
         name=run.name, workdir=run.url,
         status="finished" if run.state == "finished" else run.state, source="wandb-online",
-        model=model.get("name", "mobilenet_v2"),
-        width=float(model.get("width_multiplier", 1.0)),
-        resolution=int(inp.get("resolution", 224)),
-        bottleneck_activation=model.get("bottleneck_activation", "linear"),
-        shortcut=model.get("shortcut", "bottleneck"),
-        expansion_factor=float(model.get("expansion_factor", 6)),
-        seed=int(config.get("seed", 0)), dataset=inp.get("dataset"),
+        model=model["name"], width=float(model["width_multiplier"]),
+        resolution=int(inp["resolution"]), seed=int(config["seed"]),
+        axes=ablations.values_of(model["name"], model), settings=collect.settings_of(config),
+        dataset=inp.get("dataset"),
         madds=summary.get("madds"), params=summary.get("params"),
         final_top1=summary.get("final/top1", _agg(top1, "last")),
         final_top5=summary.get("final/top5", _agg(top5, "last")),

@@ -15,8 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mnv2_jax import complexity
-from mnv2_jax import spec as spec_lib
+from mnv2_jax import run_record
 
 ASSUMED_MADDS_PER_S = 2.5e12
 BACKWARD_FACTOR = 3
@@ -24,15 +23,7 @@ BACKWARD_FACTOR = 3
 
 def forward_madds(config: Any, num_classes: int = 1000) -> int:
   """MAdds of one forward pass of the run's model (1000 classes unless told otherwise)."""
-  model, res = config["model"], int(config["input"]["resolution"])
-  if model["name"] == "mobilenet_v1":
-    arch = spec_lib.mobilenet_v1_spec(float(model["width_multiplier"]), res, num_classes)
-  else:
-    arch = spec_lib.mobilenet_v2_spec(
-        float(model["width_multiplier"]), res, num_classes,
-        expansion_factor=model["expansion_factor"],
-        bottleneck_activation=model["bottleneck_activation"], shortcut=model["shortcut"])
-  return complexity.analyze_spec(arch).madds
+  return run_record.compute_figures(config, num_classes).madds
 
 
 def epochs(config: Any, train_images: int) -> float:

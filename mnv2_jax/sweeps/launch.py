@@ -255,12 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(sweep_dir: str) -> int:
   """Tables, plots and a W&B report run for a finished sweep; prints where they are."""
-  from mnv2_jax.plots import cli as plots_cli  # pylint: disable=g-import-not-at-top
-  from mnv2_jax.results import cli as results_cli  # pylint: disable=g-import-not-at-top
-  rc = results_cli.main([sweep_dir, "--wandb"]) or plots_cli.main([sweep_dir])
+  from mnv2_jax.report import cli as report_cli  # pylint: disable=g-import-not-at-top
+  rc = report_cli.main([sweep_dir])
   if rc == 0:
     print(f"\n# results tables: {os.path.join(sweep_dir, 'results')} (report.md, *.csv)\n"
-          f"# plots:          {os.path.join(sweep_dir, 'plots')} (fig6_*.png, fig5.png + .svg)\n"
+          f"# plots:          {os.path.join(sweep_dir, 'plots')} (fig5, fig6_*, along_* .png + .svg)\n"
           f"# W&B (offline):  {os.path.join(sweep_dir, '<run>', 'wandb')}; upload with "
           f"`wandb sync {os.path.join(sweep_dir, '*', 'wandb', 'offline-run-*')}`")
   return rc

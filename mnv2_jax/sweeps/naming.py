@@ -17,18 +17,19 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from mnv2_jax import ablations
+from mnv2_jax import spec as spec_lib
 from mnv2_jax.sweeps import resolve
 
-# Config paths that the canonical name already encodes (never repeated via name_keys).
-NAMED_KEYS = frozenset({
-    "model.name", "model.width_multiplier", "input.resolution", "model.bottleneck_activation",
-    "model.shortcut", "model.expansion_factor", "seed"})
-# Config paths that are bookkeeping, not experiment content (never in names).
-META_PREFIXES = ("wandb.",)
-DEFAULT_EXPANSION = 6.0
 MAX_TAG_LENGTH = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
-MODEL_SHORT = {"mobilenet_v2": "v2", "mobilenet_v1": "v1"}
+
+
+def named_keys() -> frozenset[str]:
+  """Config paths the canonical name encodes (never repeated via name_keys): the model, its
+  width, the resolution, every declared ablation axis and the seed."""
+  return frozenset({"model.name", "model.width_multiplier", "input.resolution",
+                    ablations.SEED, *(a.path for a in ablations.axes())})
 
 
 def _num(value: Any) -> str:
@@ -53,13 +54,12 @@ def _value_text(value: Any) -> str:
 def run_name(config: Any, name_keys: Sequence[str] = ()) -> str:
   """The run name of a resolved config (ConfigDict or nested dict)."""
   model = config["model"]
-  short = MODEL_SHORT.get(model["name"], _safe(str(model["name"])))
+  short = spec_lib.SHORT_NAMES.get(model["name"], _safe(str(model["name"])))
   parts = [short, f"w{_num(float(model['width_multiplier']))}",
            f"r{int(config['input']['resolution'])}"]
-  if model["name"] == "mobilenet_v2":
-    parts += [str(model["bottleneck_activation"]), str(model["shortcut"])]
-    if float(model["expansion_factor"]) != DEFAULT_EXPANSION:
-      parts.append(f"t{float(model['expansion_factor']):g}")
+  values = ablations.values_of(model["name"], model)
+  parts += [_safe(a.token(values[a.field])) for a in ablations.axes(model["name"])
+            if a.shown(values[a.field])]
   for key in name_keys:
     try:
       value = resolve.get_path(config, key)
@@ -71,26 +71,20 @@ def run_name(config: Any, name_keys: Sequence[str] = ()) -> str:
 
 
 def varying_keys(runs: Iterable[Mapping[str, Any]]) -> list[str]:
-  """Override keys outside NAMED_KEYS/META that are not set to one value in every run."""
-  runs = list(runs)
-  keys = sorted({k for r in runs for k in r})
-  out = []
-  for key in keys:
-    if key in NAMED_KEYS or key.startswith(META_PREFIXES):
-      continue
-    values = {repr(r.get(key, "<unset>")) for r in runs}
-    if len(values) > 1 or any(key not in r for r in runs):
-      out.append(key)
-  return out
+  """Override keys, other than the named and bookkeeping ones (`ablations.BOOKKEEPING`), that
+  are not set to one value in every run."""
+  named = named_keys()
+  return [k for k in ablations.varying(runs)
+          if k not in named and not ablations.is_bookkeeping(k)]
 
 
 def variant_tags(config: Any) -> list[str]:
-  """Searchable W&B tags for a run: model, width, resolution, ablation switches."""
+  """Searchable W&B tags for a run: model, width, resolution and every axis ("shortcut=none")."""
   model = config["model"]
   tags = [str(model["name"]), f"width={_num(float(model['width_multiplier']))}",
           f"res={int(config['input']['resolution'])}"]
-  if model["name"] == "mobilenet_v2":
-    tags += [f"bottleneck={model['bottleneck_activation']}", f"shortcut={model['shortcut']}"]
+  values = ablations.values_of(model["name"], model)
+  tags += [f"{a.field}={a.normalize(values[a.field])}" for a in ablations.axes(model["name"])]
   return tags
 
 

@@ -16,33 +16,19 @@ two launchers on one sweep dir at the same time: a run still in progress elsewhe
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 
-FINISHED, FAILED, INTERRUPTED, PENDING = "finished", "failed", "interrupted", "pending"
-SUMMARY = "summary.json"
-LOG = "launch.log"
+from mnv2_jax import run_record
 
-
-def run_status(workdir: str) -> str:
-  """One of FINISHED, FAILED, INTERRUPTED, PENDING for a run workdir."""
-  path = os.path.join(workdir, SUMMARY)
-  if os.path.isfile(path):
-    try:
-      with open(path, encoding="utf-8") as f:
-        status = json.load(f).get("status")
-    except (OSError, json.JSONDecodeError, AttributeError):
-      return INTERRUPTED
-    if status == "finished":
-      return FINISHED
-    return FAILED if status == "failed" else INTERRUPTED
-  if os.path.isdir(workdir) and [e for e in os.listdir(workdir) if e != LOG]:
-    return INTERRUPTED
-  return PENDING
+# The run directory contract (statuses, file names) is `mnv2_jax.run_record`'s.
+FINISHED, FAILED, INTERRUPTED, PENDING = (run_record.FINISHED, run_record.FAILED,
+                                          run_record.INTERRUPTED, run_record.PENDING)
+LOG = run_record.LOG
+run_status = run_record.run_status
 
 
 @dataclasses.dataclass

@@ -32,7 +32,6 @@ def input_config(**overrides) -> ml_collections.ConfigDict:
       "augment": "pad_crop",
       "crop_area_min": 0.05,
       "eval_crop": 1.0,
-      "shuffle_buffer": 0,
       "cache": False,
       "num_parallel_calls": 2,
       "prefetch": 1,

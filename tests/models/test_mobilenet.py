@@ -225,6 +225,21 @@ def test_depthwise_impls_agree_in_full_model(tiny):
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("impl", ["xla", "taps", "taps_vjp", "native"])
+def test_depthwise_kernel_5_through_every_depthwise_implementation(impl):
+  """5x5 depthwise (`depthwise_kernel=5`): kernels (5, 5, 1, C), the same function whichever
+  formulation computes it (each is checked against numpy per op in tests/ops)."""
+  kw = dict(**TINY, depthwise_kernel=5)
+  variables, x = _init(MobileNetV2(**kw), 33)
+  kernels = [v for p, v in jax.tree_util.tree_flatten_with_path(variables["params"])[0]
+             if jax.tree_util.keystr(p).endswith("['depthwise']['conv']['kernel']")]
+  assert len(kernels) == 17 and all(k.shape[:3] == (5, 5, 1) for k in kernels)
+  ref = MobileNetV2(**kw, impl=Impl(depthwise="xla")).apply(variables, x, train=False)
+  out = jax.jit(lambda v: MobileNetV2(**kw, impl=Impl(depthwise=impl)).apply(
+      v, x, train=False))(variables)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5)
+
+
 def test_mobilenet_v1_forward():
   model = MobileNetV1(width_multiplier=0.25, num_classes=10)
   variables, x = _init(model, 32)
@@ -242,6 +257,8 @@ def test_mobilenet_v1_forward():
     (dict(kernel_init="zeros"), "kernel_init"),
     (dict(dropout_rate=1.0), "dropout_rate"),
     (dict(expansion_factor=1, shortcut="expansion"), "cannot be wired"),
+    (dict(depthwise_kernel=7), r"model.depthwise_kernel must be one of \(3, 5\)"),
+    (dict(depthwise_kernel=True), r"model.depthwise_kernel must be one of"),
 ])
 def test_bad_fields_raise_at_construction(kwargs, field):
   with pytest.raises(ValueError, match=field):

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from mnv2_jax import run_record
 from mnv2_jax.results import cli
 from mnv2_jax.results import collect
 from mnv2_jax.results import tables
@@ -47,10 +48,10 @@ def test_collect_reads_every_source(sweep):
   assert (r.status, r.source, r.variant, r.seed, r.final_top1) == (
       "finished", "summary", "relu6/bottleneck", 1, 0.90)
   assert r.curve == ((10, pytest.approx(0.8)), (20, 0.90))
-  assert r.madds == testing.compute.forward_madds(
+  assert r.madds == run_record.compute_figures(
       {"model": {"name": "mobilenet_v2", "width_multiplier": 0.35, "expansion_factor": 6,
                  "bottleneck_activation": "relu6", "shortcut": "bottleneck"},
-       "input": {"resolution": 32}}, num_classes=10)
+       "input": {"resolution": 32}}, num_classes=10).madds
   assert records["v2_w0.35_r32_linear_none_s0"].status == "interrupted"
   partial = records["v2_w0.35_r32_linear_none_s1"]
   assert (partial.status, partial.source, partial.best_top1, partial.best_step) == (
@@ -96,12 +97,28 @@ def test_runs_of_different_length_are_not_paired(tmp_path):
   d = tmp_path / "s"
   testing.write_run(str(d / "a"), curve=[(1, 0.5)])
   testing.write_run(str(d / "b"), shortcut="none", curve=[(1, 0.4)])
-  with open(d / "b" / "summary.json") as f:
-    s = json.load(f)
-  s["epochs"] = 99.0
-  with open(d / "b" / "summary.json", "w") as f:
-    json.dump(s, f)
-  assert tables.delta_rows(collect.collect(str(d))) == []
+  testing.write_run(str(d / "c"), shortcut="none", curve=[(1, 0.3)],
+                    config_updates={"train.num_epochs": 99.0})
+  (row,) = tables.delta_rows(collect.collect(str(d)))  # b vs a; c has no baseline of its length
+  assert row["delta_mean"] == pytest.approx(-10.0)
+  assert "num_epochs=12.0" in row["variant"] and "num_epochs=12.0" in row["baseline"]
+
+
+def test_runs_differing_in_any_experiment_key_are_never_averaged(tmp_path):
+  d = tmp_path / "s"
+  for seed in (0, 1):
+    testing.write_run(str(d / f"lr1_s{seed}"), seed=seed, curve=[(1, 0.5 + seed / 10)])
+    testing.write_run(str(d / f"lr2_s{seed}"), seed=seed, curve=[(1, 0.7 + seed / 10)],
+                      config_updates={"optim.base_lr": 0.5})
+  # Bookkeeping differs between these two seeds' runs: they still form one experiment.
+  testing.write_run(str(d / "lr2_s2"), seed=2, curve=[(1, 0.9)],
+                    config_updates={"optim.base_lr": 0.5, "train.log_every_steps": 7,
+                                    "model.impl.depthwise": "xla"})
+  rows = {r["variant"]: r for r in tables.aggregate_rows(collect.collect(str(d)))}
+  assert set(rows) == {"linear/bottleneck base_lr=<unset>", "linear/bottleneck base_lr=0.5"}
+  assert rows["linear/bottleneck base_lr=0.5"]["n"] == 3
+  assert rows["linear/bottleneck base_lr=0.5"]["final_top1_mean"] == pytest.approx(80.0)
+  assert rows["linear/bottleneck base_lr=<unset>"]["final_top1_mean"] == pytest.approx(55.0)
 
 
 def test_cli_writes_csv_and_markdown(sweep, tmp_path, capsys):

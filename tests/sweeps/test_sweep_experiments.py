@@ -27,6 +27,8 @@ EXPECTED = {
     "fig6b_shortcut.py": {"paper": 3, "imagenet_short": 9, "small": 9, "digits": 6},
     "fig5_pareto.py": {"paper": 37, "imagenet_short": 111, "small": 111, "digits": 42},
     "variant_pareto.py": {"paper": 126, "imagenet_short": 378, "small": 378, "digits": 156},
+    "fig6_pareto.py": {"paper": 12, "imagenet_short": 36, "small": 36, "digits": 24},
+    "expansion_rate.py": {"paper": 14, "imagenet_short": 42, "small": 42, "digits": 28},
 }
 
 
@@ -84,6 +86,27 @@ def test_names_and_shared_baseline_dedupe():
   fig5 = plan_lib.build_plan([studies_lib.load("experiments/fig5_pareto.py", "paper")], "g")
   names = {r.name for r in fig5.runs}
   assert {"v2_w1.4_r224_linear_bottleneck_s0", "v1_w0.25_r128_s0"} <= names
+
+
+def test_main_job_study_contains_the_fig6_digits_runs_unchanged():
+  fig6 = plan_lib.build_plan([studies_lib.load(f"experiments/{n}.py", "digits")
+                              for n in ("fig6a_nonlinearity", "fig6b_shortcut")], "g")
+  pareto = plan_lib.build_plan([studies_lib.load("experiments/fig6_pareto.py", "digits")], "g")
+  by_name = {r.name: r for r in pareto.runs}
+  assert {r.model.width_multiplier for r in (x.config for x in pareto.runs)} == {0.35, 0.5, 0.75}
+  for run in fig6.runs:  # same names, same resolved configs (so the same results)
+    assert by_name[run.name].config.to_dict() == run.config.to_dict() | {
+        "wandb": by_name[run.name].config.wandb.to_dict()}
+
+
+def test_expansion_rate_sweeps_t_at_two_widths():
+  plan = plan_lib.build_plan([studies_lib.load("experiments/expansion_rate.py", "digits",
+                                               seeds=1)], "g")
+  names = [r.name for r in plan.runs]
+  assert names[:7] == [f"v2_w0.35_r32_linear_bottleneck{t}_s0" for t in
+                       ("_t2", "_t3", "_t4", "_t5", "", "_t8", "_t10")]
+  assert {r.config.model.width_multiplier for r in plan.runs} == {0.35, 0.75}
+  assert sorted({r.config.model.expansion_factor for r in plan.runs}) == [2, 3, 4, 5, 6, 8, 10]
 
 
 def test_preset_arg_reaches_the_config():

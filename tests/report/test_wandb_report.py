@@ -1,5 +1,6 @@
 """W&B paths, with the real client offline: reading runs that have no summary.json, and the
-``--wandb`` report run (tables, charts, images), checked by reading what W&B recorded."""
+`mnv2-report` run (tables, charts, the Pareto frontier, images), checked by reading what W&B
+recorded."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from mnv2_jax.logging import WandbWriter
 from mnv2_jax.logging import read_offline_run
-from mnv2_jax.results import cli
+from mnv2_jax.report import cli
 from mnv2_jax.results import collect
 from mnv2_jax.results import testing
 
@@ -57,7 +59,7 @@ def test_wandb_report_run(tmp_path):
       expected_points.append((madds / 1e6, 100 * final))
       testing.write_run(str(sweep / f"{act}_s{seed}"), bottleneck_activation=act, seed=seed,
                         curve=[(10, final - 0.2), (20, final)], group="grp", madds=madds)
-  assert cli.main([str(sweep), "--wandb", "--wandb_mode=offline"]) == 0
+  assert cli.main([str(sweep), "--wandb_mode=offline"]) == 0
   out = str(sweep / "results")
   run = read_offline_run(out, reader="parser")
   assert (run["job_type"], run["group"], run["name"]) == ("report", "grp", "grp-report")
@@ -71,6 +73,15 @@ def test_wandb_report_run(tmp_path):
   np.testing.assert_allclose(sorted(tuple(row[:2]) for row in data), sorted(expected_points),
                              rtol=1e-9)
   assert any(k.startswith("plots/fig6_") for k in keys)
+  columns, data = _logged_table(run, "results/frontier")   # Fig. 5's points and frontier
+  rows = {row[columns.index("series")]: dict(zip(columns, row)) for row in data}
+  assert set(rows) == {"linear/bottleneck", "relu6/bottleneck"}
+  assert rows["linear/bottleneck"]["top1_mean"] == pytest.approx(91.0)
+  assert rows["relu6/bottleneck"]["top1_std"] == pytest.approx(np.std([88, 91], ddof=1))
+  assert all(r["on_frontier"] and r["n"] == 2 for r in rows.values())
+  assert any(k.startswith("results/frontier_chart") for k in keys)
+  assert os.path.exists(str(sweep / "plots" / "fig5.png"))
+  assert os.path.exists(str(sweep / "results" / "report.md"))
   assert run["summary"]["runs"] == 4
   (sentence,) = run["summary"]["comparisons"]
   assert sentence.startswith("bottleneck_activation=relu6 is 1.50 ± ")

@@ -4,8 +4,11 @@ One run with ``job_type="report"`` in the sweep's group (so it sits next to the 
 in the W&B UI), logged through ``mnv2_jax.logging.WandbWriter`` (offline when there is no
 login; never raises). Logged keys: ``results/runs``, ``results/aggregate``, ``results/deltas``
 (``wandb.Table``), ``results/top1_vs_madds`` (``wandb.plot.scatter``), ``results/curves``
-(``wandb.plot.line``, one stroke per variant and operating point) and ``plots/<figure>``
-(``wandb.Image`` of each PNG); the summary holds the delta sentences.
+(``wandb.plot.line``, one stroke per variant and operating point), ``results/frontier``
+(``wandb.Table`` of Fig. 5's points, mean/std over seeds, each marked on or off its series'
+Pareto frontier) with ``results/frontier_chart`` (``wandb.plot.line`` of the frontier points,
+one stroke per series), and ``plots/<figure>`` (``wandb.Image`` of each PNG); the summary holds
+the delta sentences.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from mnv2_jax import run_record
 from mnv2_jax.logging import WandbWriter
 from mnv2_jax.plots import cli as plots_cli
+from mnv2_jax.plots import fig5
 from mnv2_jax.plots import fig6
 from mnv2_jax.results import collect
-from mnv2_jax.sweeps import runner
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
@@ -58,11 +62,18 @@ def log_report(records: Sequence[collect.RunRecord], runs, aggregate, deltas, *,
       writer.log_table(f"results/{key}", *_table(rows))
   points = [[r.madds / 1e6, 100 * r.metric(metric), r.variant, r.width, r.resolution, r.seed]
             for r in records
-            if r.status == runner.FINISHED and r.madds and r.metric(metric) is not None]
+            if r.status == run_record.FINISHED and r.madds and r.metric(metric) is not None]
   if points:
     writer.log_plot("results/top1_vs_madds", "scatter",
                     ["mmadds", "top1", "variant", "width", "resolution", "seed"], points,
                     x="mmadds", y="top1", title=f"{metric} top-1 vs MAdds")
+  frontier = fig5.frontier_rows(records, metric)
+  if frontier:
+    writer.log_table("results/frontier", *_table(frontier))
+    on = [[r["mmadds"], r["top1_mean"], r["series"]] for r in frontier if r["on_frontier"]]
+    writer.log_plot("results/frontier_chart", "line", ["mmadds", "top1", "series"], on,
+                    x="mmadds", y="top1", stroke="series",
+                    title=f"Pareto frontier per series ({metric} top-1, mean over seeds)")
   curves = curve_rows(records)
   if curves:
     writer.log_plot("results/curves", "line", ["step", "top1", "series"], curves, x="step",
@@ -72,7 +83,7 @@ def log_report(records: Sequence[collect.RunRecord], runs, aggregate, deltas, *,
       stem = os.path.splitext(os.path.basename(path))[0]
       writer.log_image(f"plots/{stem}", path, caption=stem)
   writer.write_summary({"runs": len(records),
-                        "finished": sum(r.status == runner.FINISHED for r in records),
+                        "finished": sum(r.status == run_record.FINISHED for r in records),
                         "comparisons": [d["sentence"] for d in deltas]})
   run_dir = writer.run_dir
   writer.close()

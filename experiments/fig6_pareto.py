@@ -1,0 +1,53 @@
+"""Fig. 6a + 6b as Pareto curves: do the paper's block choices win at every size, not one?
+
+Question: the paper compares the bottleneck non-linearity (Fig. 6a) and the shortcut placement
+(Fig. 6b) at one operating point (1.0/224). Here the same four variants (linear or ReLU6
+bottleneck with shortcuts between bottlenecks; linear with shortcuts between expansions or
+none) run at three widths, so Fig. 5 shows one accuracy-vs-MAdds frontier per variant with
+seed error bars, and the paired deltas (variant minus the linear/bottleneck baseline, per seed)
+are reported at each point. The four variants have identical MAdds at each point.
+
+This is the README's main job with ``--preset=digits``: 4 variants x 3 widths (0.35, 0.5, 0.75
+at 32 px) x 2 seeds = 24 runs of 12 epochs. Its 0.35/32 runs are exactly the fig6a/fig6b digits
+runs (same names, configs and results). The preset's ARG keeps working for everything but the
+width, which this study sets.
+
+| preset | runs (default seeds) | expected compute |
+|---|---|---|
+| paper | 12 (1 seed; widths 0.5, 0.75, 1.0 at 224) | ~400 GPU-hours* |
+| imagenet_short | 36 (3 seeds) | ~260 GPU-hours* |
+| small (cifar10, 32 px; widths 0.35, 0.5, 1.0) | 36 (3 seeds) | ~0.5 GPU-hours* |
+| digits | 24 (2 seeds) | ~15 min with --parallel=2 on a 2-core CPU (demo, not evidence) |
+
+*Estimates: ``mnv2-sweep ... --dry_run`` prints them (mnv2_jax.sweeps.compute).
+
+    mnv2-sweep experiments/fig6_pareto.py --preset=digits --seeds=2 --parallel=2 --report
+"""
+
+from mnv2_jax.sweeps import combinators as C
+from mnv2_jax.sweeps import presets
+
+PRESETS = presets.select("paper", "imagenet_short", "small", "digits")
+# (bottleneck activation, shortcut): the baseline, Fig. 6a's alternative, Fig. 6b's two.
+VARIANTS = (("linear", "bottleneck"), ("relu6", "bottleneck"), ("linear", "expansion"),
+            ("linear", "none"))
+POINTS = {  # (width, resolution) per preset
+    "paper": ((0.5, 224), (0.75, 224), (1.0, 224)),
+    "imagenet_short": ((0.5, 224), (0.75, 224), (1.0, 224)),
+    "small": ((0.35, 32), (0.5, 32), (1.0, 32)),
+    "digits": ((0.35, 32), (0.5, 32), (0.75, 32)),
+}
+
+
+def get_sweep(preset: str = "digits", seeds: int | None = None):
+  """(base config, runs): width points x the four variants x seeds."""
+  p, arg = presets.parse_preset(preset)
+  points = POINTS[p.name]
+  runs = C.product(
+      C.fixed(p.fixed),
+      C.zipit(C.sweep("model.width_multiplier", [w for w, _ in points]),
+              C.sweep("input.resolution", [r for _, r in points])),
+      C.zipit(C.sweep("model.bottleneck_activation", [a for a, _ in VARIANTS]),
+              C.sweep("model.shortcut", [s for _, s in VARIANTS])),
+      p.seed_sweep(seeds))
+  return p.base_config(arg), runs

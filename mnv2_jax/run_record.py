@@ -1,0 +1,139 @@
+"""The run record: a run directory's layout, its statuses and its `summary.json`, typed.
+
+The trainer writes a run directory; the sweep launcher, results and plots read it. This module
+is the contract between them, so none of them needs another to learn the format:
+
+    <workdir>/config.json     the resolved config, plus the figures in DERIVED_CONFIG_KEYS
+    <workdir>/metrics.jsonl   one JSON object per logged step (`mnv2_jax.logging.jsonl`)
+    <workdir>/summary.json    a `Summary`, rewritten atomically at start ("running"), on
+                              failure or preemption, and at the end ("finished")
+    <workdir>/launch.log      the launcher's capture of the trainer's output (`mnv2-sweep`)
+    <workdir>/checkpoints/    orbax checkpoints; <workdir>/wandb/ the W&B run dir
+
+A sweep dir holds one workdir per run, named by its run name, plus `MANIFEST` and the
+`OUTPUTS` directories that the tools write next to them.
+
+Accuracies are fractions in [0, 1]. `compute_figures` gives a run's MAdds and parameters from
+its config alone (the architecture spec and `mnv2_jax.complexity`; no JAX).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from mnv2_jax import ablations
+from mnv2_jax import complexity
+from mnv2_jax import spec as spec_lib
+
+CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
+LOG, MANIFEST = "launch.log", "sweep.json"
+OUTPUTS = frozenset({"wandb_sweeps", "results", "plots"})  # What our tools write, not runs.
+# Keys the trainer adds to config.json next to the config's own sections.
+DERIVED_CONFIG_KEYS = frozenset({"madds", "params", "params_no_bn", "num_classes",
+                                 "impl_resolved", "steps_per_epoch", "total_steps"})
+
+# Statuses the trainer writes into summary.json ...
+RUNNING, PREEMPTED = "running", "preempted"
+# ... and the launcher's view of a workdir (a summary saying running/preempted, or files and
+# no summary, is an interrupted run: relaunching it resumes it).
+FINISHED, FAILED, INTERRUPTED, PENDING = "finished", "failed", "interrupted", "pending"
+TRAINER_STATUSES = (RUNNING, PREEMPTED, FAILED, FINISHED)
+NO_EVAL = -1.0  # The trainer's "no eval yet" for best/top1 in checkpoint metadata.
+
+
+def run_status(workdir: str) -> str:
+  """One of FINISHED, FAILED, INTERRUPTED, PENDING for a run workdir."""
+  path = os.path.join(workdir, SUMMARY)
+  if os.path.isfile(path):
+    try:
+      with open(path, encoding="utf-8") as f:
+        status = json.load(f).get("status")
+    except (OSError, json.JSONDecodeError, AttributeError):
+      return INTERRUPTED
+    if status == FINISHED:
+      return FINISHED
+    return FAILED if status == FAILED else INTERRUPTED
+  if os.path.isdir(workdir) and [e for e in os.listdir(workdir) if e != LOG]:
+    return INTERRUPTED
+  return PENDING
+
+
+def compute_figures(config: Mapping[str, Any], num_classes: int = 1000) -> complexity.Complexity:
+  """MAdds, params and memory of a run's model, from its config (1000 classes unless told)."""
+  arch = spec_lib.from_config(config["model"], int(config["input"]["resolution"]), num_classes)
+  return complexity.analyze_spec(arch)
+
+
+_METRICS = {"final_top1": "final/top1", "final_top5": "final/top5", "final_loss": "final/loss",
+            "best_top1": "best/top1", "best_top5": "best/top5"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+  """`summary.json`. In the file, metric fields are named "final/top1" etc. (`to_json`) and
+  the model's axis values are top-level fields named like the config's (`shortcut`, ...)."""
+  status: str
+  model: str
+  width_multiplier: float
+  resolution: int
+  seed: int
+  dataset: str | None
+  axes: Mapping[str, Any]          # {field: value} of the model's ablation axes
+  madds: int | None = None
+  params: int | None = None
+  params_no_bn: int | None = None
+  steps: int | None = None
+  epochs: float | None = None
+  eval_weights: str | None = None  # "ema" | "raw": which weights the accuracies are of
+  wall_time_s: float | None = None
+  run_name: str | None = None
+  group: str | None = None
+  final_top1: float | None = None
+  final_top5: float | None = None
+  final_loss: float | None = None
+  best_top1: float | None = None
+  best_top5: float | None = None
+  best_step: int | None = None
+  error: str | None = None
+
+  @classmethod
+  def of_config(cls, config: Mapping[str, Any], cplx: complexity.Complexity, *,
+                status: str, **fields) -> "Summary":
+    """A run's summary from its resolved config (ConfigDict or dict) and its complexity."""
+    if status not in TRAINER_STATUSES:
+      raise ValueError(f"summary status must be one of {TRAINER_STATUSES}, got {status!r}")
+    model = config["model"]
+    return cls(status=status, model=model["name"],
+               width_multiplier=float(model["width_multiplier"]),
+               resolution=int(config["input"]["resolution"]), seed=int(config["seed"]),
+               dataset=config["input"]["dataset"],
+               axes=ablations.values_of(model["name"], model), madds=cplx.madds,
+               params=cplx.params, params_no_bn=cplx.params_no_bn,
+               run_name=config["wandb"]["name"], group=config["wandb"]["group"], **fields)
+
+  def to_json(self) -> dict[str, Any]:
+    d = dataclasses.asdict(self)
+    axes = d.pop("axes")
+    out = {_METRICS.get(k, k): v for k, v in d.items()}
+    out.update(axes)
+    return out
+
+  @classmethod
+  def from_json(cls, d: Mapping[str, Any]) -> "Summary":
+    """Reads a summary.json dict; absent fields are None, negative accuracies (no eval) too."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"axes"}
+    fields = {}
+    for name in names:
+      value = d.get(_METRICS.get(name, name))
+      if name in _METRICS and isinstance(value, (int, float)) and value < 0:
+        value = None
+      fields[name] = value
+    model = d.get("model") or "mobilenet_v2"
+    fields["axes"] = ablations.values_of(model, d) if model in spec_lib.SPECS else {}
+    fields["model"] = model
+    return cls(**fields)
+
