@@ -36,12 +36,11 @@ import optax
 
 from benchmarks import common
 from mnv2_jax import losses, parallel
-from mnv2_jax.models import MobileNetV1, MobileNetV2
+from mnv2_jax.models import MODELS
 from mnv2_jax.ops.impl import Impl
 
 LABEL_SMOOTHING = 0.1
 LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 4e-5
-MODELS = {"mobilenet_v2": MobileNetV2, "mobilenet_v1": MobileNetV1}
 
 
 # ----------------------------------------------------------------------------------------------

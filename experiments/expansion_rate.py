@@ -12,10 +12,10 @@ Runs: 7 rates x 2 widths x seeds.
 
 | preset | runs (default seeds) | expected compute |
 |---|---|---|
-| paper | 14 (1 seed; widths 0.35 and 1.0 at 224) | ~400 GPU-hours* |
-| imagenet_short | 42 (3 seeds) | ~270 GPU-hours* |
-| small (cifar10, 32 px; widths 0.35 and 1.0) | 42 (3 seeds) | ~0.5 GPU-hours* |
-| digits | 28 (2 seeds; widths 0.35 and 0.75 at 32 px) | ~15-20 min with --parallel=2 on 2 CPU cores (demo, not evidence) |
+| paper | 14 (1 seed; widths 0.35 and 1.0 at 224) | ~416 GPU-hours* |
+| imagenet_short | 42 (3 seeds) | ~268 GPU-hours* |
+| small (cifar10, 32 px; widths 0.35 and 1.0) | 42 (3 seeds) | ~0.33 GPU-hours* |
+| digits | 28 (2 seeds; widths 0.35 and 0.5 at 32 px) | ~15-20 min with --parallel=2 on 2 CPU cores (demo, not evidence) |
 
 *Estimates: ``mnv2-sweep ... --dry_run`` prints them (mnv2_jax.sweeps.compute).
 
@@ -32,7 +32,7 @@ POINTS = {  # (width, resolution) per preset: a small and a large network
     "paper": ((0.35, 224), (1.0, 224)),
     "imagenet_short": ((0.35, 224), (1.0, 224)),
     "small": ((0.35, 32), (1.0, 32)),
-    "digits": ((0.35, 32), (0.75, 32)),
+    "digits": ((0.35, 32), (0.5, 32)),
 }
 
 

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from mnv2_jax import ablations
 from mnv2_jax import run_record
 from mnv2_jax.logging import WandbWriter
 from mnv2_jax.plots import cli as plots_cli
@@ -41,7 +42,7 @@ def curve_rows(records: Sequence[collect.RunRecord]) -> list[list[Any]]:
   rows = []
   by_series = collections.defaultdict(list)
   for r in records:
-    if r.model == "mobilenet_v2" and r.curve:
+    if ablations.axes(r.model) and r.curve:
       by_series[f"{r.variant} w{r.width:g} r{r.resolution}"].append(r.curve)
   for series, curves in sorted(by_series.items()):
     steps, mean, _, _, _ = fig6.seed_band(curves)

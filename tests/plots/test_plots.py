@@ -132,3 +132,29 @@ def test_paper_points_match_our_complexity_count():
     c = complexity.analyze_spec(spec_lib.mobilenet_v2_spec(p.width, p.resolution, 1001))
     assert c.madds // 1_000_000 == p.mmadds, p
     assert math.isclose(round(c.params_no_bn / 1e6, 2), p.params_m), p
+
+
+def test_expansion_factor_moves_points_along_one_curve_per_width(tmp_path):
+  """`along_expansion_factor`: one curve per width, points ordered by t at their real MAdds."""
+  from mnv2_jax.plots import along  # pylint: disable=g-import-not-at-top
+  tops = {(0.35, 2.0): (0.60, 0.62), (0.35, 6.0): (0.70, 0.74), (0.35, 10.0): (0.69, 0.69),
+          (0.75, 2.0): (0.65, 0.67), (0.75, 6.0): (0.80, 0.82)}
+  for (width, t), finals in tops.items():
+    for seed, top1 in enumerate(finals):
+      testing.write_run(str(tmp_path / f"w{width}_t{t}_s{seed}"), width=width, seed=seed,
+                        expansion_factor=t, curve=[(10, top1)])
+  records = collect.collect(str(tmp_path))
+  ((stem, fig),) = along.figures(records)
+  assert stem == "along_expansion_factor"
+  (ax,) = fig.axes
+  for width, ts in ((0.35, (2.0, 6.0, 10.0)), (0.75, (2.0, 6.0))):
+    label = f"MobileNetV2 {width:g}/32 sklearn_digits linear/bottleneck"
+    line = _find(ax, f"along:{label}")
+    want_x = [complexity.analyze_spec(spec_lib.mobilenet_v2_spec(
+        width, 32, 10, expansion_factor=t)).madds / 1e6 for t in ts]
+    np.testing.assert_allclose(line.get_xdata(), want_x)
+    np.testing.assert_allclose(line.get_ydata(), [100 * np.mean(tops[width, t]) for t in ts])
+    assert np.all(np.diff(line.get_xdata()) > 0)  # more expansion, more MAdds
+  assert {t.get_text() for t in ax.texts} == {"t2", "t6", "t10"}
+  # Fig. 5 keeps one frontier for the design; t only moves its points.
+  assert set(fig5.aggregate_points(records)) == {"linear/bottleneck"}

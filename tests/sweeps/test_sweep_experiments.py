@@ -93,7 +93,8 @@ def test_main_job_study_contains_the_fig6_digits_runs_unchanged():
                               for n in ("fig6a_nonlinearity", "fig6b_shortcut")], "g")
   pareto = plan_lib.build_plan([studies_lib.load("experiments/fig6_pareto.py", "digits")], "g")
   by_name = {r.name: r for r in pareto.runs}
-  assert {r.model.width_multiplier for r in (x.config for x in pareto.runs)} == {0.35, 0.5, 0.75}
+  assert {(r.config.model.width_multiplier, r.config.input.resolution) for r in pareto.runs} == {
+      (0.35, 32), (0.35, 40), (0.5, 32)}
   for run in fig6.runs:  # same names, same resolved configs (so the same results)
     assert by_name[run.name].config.to_dict() == run.config.to_dict() | {
         "wandb": by_name[run.name].config.wandb.to_dict()}
@@ -105,7 +106,7 @@ def test_expansion_rate_sweeps_t_at_two_widths():
   names = [r.name for r in plan.runs]
   assert names[:7] == [f"v2_w0.35_r32_linear_bottleneck{t}_s0" for t in
                        ("_t2", "_t3", "_t4", "_t5", "", "_t8", "_t10")]
-  assert {r.config.model.width_multiplier for r in plan.runs} == {0.35, 0.75}
+  assert {r.config.model.width_multiplier for r in plan.runs} == {0.35, 0.5}
   assert sorted({r.config.model.expansion_factor for r in plan.runs}) == [2, 3, 4, 5, 6, 8, 10]
 
 
