@@ -9,9 +9,11 @@ are reported at each point. The four variants have identical MAdds at each point
 
 This is the README's main job with ``--preset=digits``: 4 variants x 3 operating points
 (0.35/32, 0.35/40 and 0.5/32: width/resolution) x 2 seeds = 24 runs of 12 epochs. Its 0.35/32
-runs are exactly the fig6a/fig6b digits runs (same names, configs and results). The points are
-chosen for the ~15 min budget on a 2-core CPU: a 0.75/32 run trains in ~90 s against ~57 s at
-0.35/32 and ~82 s at 0.5/32 (measured in one sweep), so 0.35/0.5/0.75 at 32 px took 21 min;
+runs are exactly the fig6a/fig6b digits runs (same names, configs and results). Measured: 19
+min in a fresh clone with an empty home (2-core CPU, pip excluded), over the ~15 min aimed for:
+each run costs ~45 s of the machine even at 0.35/32 (~30 s of it start-up and compilation), so
+24 runs need ~18 min whatever the points; 0.35/0.5/0.75 at 32 px took 21 min (a 0.75 run trains
+in ~90 s against ~57 s at 0.35 and ~82 s at 0.5). ``--seeds=1`` halves it, without error bars;
 width 0.25 cannot wire the expansion shortcut (its first block has no expansion conv). The
 preset's ARG keeps working for everything but the width and resolution, which this study sets.
 
@@ -20,7 +22,7 @@ preset's ARG keeps working for everything but the width and resolution, which th
 | paper | 12 (1 seed; widths 0.5, 0.75, 1.0 at 224) | ~435 GPU-hours* |
 | imagenet_short | 36 (3 seeds) | ~280 GPU-hours* |
 | small (cifar10, 32 px; widths 0.35, 0.5, 1.0) | 36 (3 seeds) | ~0.26 GPU-hours* |
-| digits | 24 (2 seeds) | ~15 min with --parallel=2 on a 2-core CPU (demo, not evidence) |
+| digits | 24 (2 seeds) | 19 min measured with --parallel=2 on a 2-core CPU (demo, not evidence) |
 
 *Estimates: ``mnv2-sweep ... --dry_run`` prints them (mnv2_jax.sweeps.compute).
 
