@@ -26,7 +26,7 @@ _PREPARER = """
 import os, sys, time
 import mnv2_jax.data as data
 data_dir, barrier, i = sys.argv[1:4]
-cfg = {"dataset": "sklearn_digits", "data_dir": data_dir}
+cfg = {"dataset": "sklearn_digits", "data_dir": data_dir, "eval_split": "test"}
 open(os.path.join(barrier, "ready." + i), "w").close()
 go = os.path.join(barrier, "go")
 while not os.path.exists(go):
