@@ -97,10 +97,22 @@ class Axis:
     return value
 
   def normalize(self, value: Any) -> Any:
-    """A value read back from JSON or a table (5 / 5.0 / "5") in the baseline's type."""
-    if isinstance(self.baseline, (int, float)) and not isinstance(self.baseline, bool):
-      return self.type(float(value))
-    return value
+    """A value read back from JSON or a table (5 / 5.0 / "5") in the baseline's type.
+
+    Anything that is not such a number (3.5 for an integer axis, "abc", True) is returned
+    unchanged, so that `check` rejects it instead of it being rounded to an allowed value.
+    """
+    if isinstance(self.baseline, bool) or not isinstance(self.baseline, (int, float)):
+      return value
+    if isinstance(value, bool):
+      return value
+    try:
+      number = float(value)
+    except (TypeError, ValueError):
+      return value
+    if isinstance(self.baseline, int):
+      return int(number) if number.is_integer() else value
+    return number
 
   def is_baseline(self, value: Any) -> bool:
     return self.normalize(value) == self.baseline

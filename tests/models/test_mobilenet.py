@@ -262,6 +262,8 @@ def test_mobilenet_v1_forward():
     (dict(expansion_factor=1, shortcut="expansion"), "cannot be wired"),
     (dict(depthwise_kernel=7), r"model.depthwise_kernel must be one of \(3, 5\)"),
     (dict(depthwise_kernel=True), r"model.depthwise_kernel must be one of"),
+    (dict(depthwise_kernel=3.5), r"model.depthwise_kernel must be one of \(3, 5\), got 3.5"),
+    (dict(expansion_factor="six"), r"model.expansion_factor must be a number >= 1"),
 ])
 def test_bad_fields_raise_at_construction(kwargs, field):
   with pytest.raises(ValueError, match=field):
