@@ -290,10 +290,11 @@ def from_config(model: Mapping[str, Any], resolution: int, num_classes: int) -> 
   name = check_model_name(model["name"])
   build = SPECS[name]
   takes = inspect.signature(build).parameters
+  values = ablations.values_of(name, model)
   axes = {}
   for axis in ablations.axes(name):
     if axis.field in takes:
-      axes[axis.field] = ablations.values_of(name, model)[axis.field]
+      axes[axis.field] = values[axis.field]
     elif axis.changes_compute:
       raise ValueError(f"axis {axis.path} changes compute but {build.__name__} has no "
                        f"keyword {axis.field!r}: add it (mnv2_jax.ablations)")

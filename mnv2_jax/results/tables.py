@@ -124,7 +124,7 @@ def delta_rows(records: Sequence[collect.RunRecord], metric: str = "final",
       continue
     r = g.first
     what, ref = grouping.contrast(g, base)
-    settings = " ".join(g.label(varying).split(" ")[1:])
+    settings = g.settings_text(varying)
     rows.append({
         "model": r.model, "dataset": r.dataset, "width": r.width, "resolution": r.resolution,
         "madds_m": _mmadds(r.madds), "variant": g.label(varying), "baseline": base.label(varying),
