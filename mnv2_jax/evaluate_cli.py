@@ -129,7 +129,7 @@ def main(argv=None) -> int:
   parallel.check_batch_size(config.input.eval_batch_size, "--batch_size")
   mesh = parallel.make_mesh()
   eval_step = jax.jit(steps_lib.make_eval_step(model))
-  result = train.evaluate(eval_step, variables, config, mesh)
+  result = train.evaluate(eval_step, variables, train.eval_batches(config), mesh)
   print(json.dumps({"step": step, "split": config.input.eval_split,
                     "dataset": config.input.dataset, **result}))
   return 0

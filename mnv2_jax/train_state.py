@@ -66,9 +66,13 @@ def resolve_impl(model):
   return model.clone(impl=resolved)
 
 
-def create(model, tx: optax.GradientTransformation, *, seed: int, resolution: int,
+def create(model, tx: optax.GradientTransformation, *, seed: int | jax.Array, resolution: int,
            ema: bool) -> TrainState:
-  """Initial state (call under jit with out_shardings to create it already placed)."""
+  """Initial state (call under jit with out_shardings to create it already placed).
+
+  `seed` may be a Python int or a traced int32 scalar: the state is the same bit for bit, and
+  a traced seed lets every seed share one compiled program.
+  """
   # Parameters are drawn with the RBG generator (XLA's RngBitGenerator): a threefry-based init
   # of ~150 tensors compiles ~3x slower on CPU. RBG values are deterministic for a given backend
   # (not across CPU/GPU/TPU); everything after init uses the threefry key `state_rng`.

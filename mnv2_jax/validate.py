@@ -103,8 +103,9 @@ def check_fields(config) -> None:
   """
   if config.wandb.mode not in mlog.WANDB_MODES:
     raise ValueError(f"wandb.mode must be one of {mlog.WANDB_MODES}, got {config.wandb.mode!r}")
-  if not _is_int(config.seed):
-    raise ValueError(f"seed must be an integer, got {config.seed!r}")
+  if not _is_int(config.seed) or not -2**31 <= config.seed < 2**31:
+    raise ValueError(f"seed must be an integer in [-2**31, 2**31) (an int32: the trainer's "
+                     f"init program takes it as an argument), got {config.seed!r}")
   _check_train(config.train)
   data_options.from_config(config.input)
   _int_at_least(config.input.resolution, spec_lib.MIN_RESOLUTION, "input.resolution")

@@ -81,6 +81,7 @@ TRAINER_CASES = [
     ("bn_recalibration_negative", {"train.bn_recalibration_batches": -1},
      ["train.bn_recalibration_batches", ">= 0"]),
     ("seed_none", {"seed": None}, ["seed must be an integer"]),
+    ("seed_beyond_int32", {"seed": 2**31}, ["seed must be an integer in [-2**31, 2**31)"]),
 ]
 
 

@@ -2,7 +2,8 @@
 
 Public API (used by the trainer):
   DatasetInfo, dataset_info(cfg), make_train_iterator(cfg, ...),
-  make_eval_iterator(cfg, ...), prepare(cfg), normalize(images, dtype).
+  make_eval_iterator(cfg, ...), make_eval_batches(cfg, ...) (re-iterable: `EvalBatches`),
+  prepare(cfg), normalize(images, dtype).
 
 Importing this package registers the offline `sklearn_digits` TFDS builder and
 does not import TensorFlow (tf.data is imported lazily on first use).
@@ -13,6 +14,8 @@ from mnv2_jax.data.datasets import DatasetNotPreparedError
 from mnv2_jax.data.normalize import normalize
 from mnv2_jax.data.pipeline import dataset_info
 from mnv2_jax.data.pipeline import DatasetInfo
+from mnv2_jax.data.pipeline import EvalBatches
+from mnv2_jax.data.pipeline import make_eval_batches
 from mnv2_jax.data.pipeline import make_eval_iterator
 from mnv2_jax.data.pipeline import make_train_iterator
 from mnv2_jax.data.pipeline import prepare

@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   trainer = shlex.split(args.trainer) if args.trainer else plan_lib.default_trainer()
   jobs = [runner.Job(r.name, r.argv(plan.run_dir(sweep_dir, r), group, trainer),
                      plan.run_dir(sweep_dir, r))
-          for r in plan.runs if status[r.name] != runner.FINISHED]
+          for r in plan.launch_order() if status[r.name] != runner.FINISHED]
   if args.dry_run:
     for r in plan.runs:
       line = shlex.join(r.argv(plan.run_dir(sweep_dir, r), group, trainer))

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from mnv2_jax import ablations
 from mnv2_jax.sweeps import naming
 from mnv2_jax.sweeps import resolve
 from mnv2_jax.sweeps import studies as studies_lib
@@ -62,6 +63,16 @@ class Plan:
 
   def run_dir(self, sweep_dir: str, run: Run) -> str:
     return os.path.join(sweep_dir, run.name)
+
+  def launch_order(self) -> list[Run]:
+    """The runs in the order local launches start them: seed-major, else as planned.
+
+    Every configuration's first seed starts before any configuration's second one. Seeds of one
+    configuration compile the same programs (the init takes the seed as an argument), so a
+    later seed loads them from the persistent compile cache that its first seed wrote, instead
+    of two processes compiling them side by side (~20 s of CPU per digits run).
+    """
+    return sorted(self.runs, key=lambda r: r.config[ablations.SEED])
 
   def commands(self, sweep_dir: str, trainer: Sequence[str] = TRAINER) -> list[str]:
     """One shell command per run (for any cluster scheduler)."""

@@ -122,6 +122,22 @@ def test_eval_exact_over_two_processes_with_padding(digits_dir):
   assert _hashes(per_process[0] + per_process[1]) == _hashes(single)
 
 
+@pytest.mark.parametrize("dataset", ["sklearn_digits", "synthetic"])
+def test_eval_batches_every_pass_is_the_whole_split_in_order(digits_dir, dataset):
+  """The trainer builds the eval pipeline once and iterates it at every evaluation."""
+  cfg = (input_config(data_dir=digits_dir) if dataset == "sklearn_digits" else input_config(
+      dataset="synthetic", resolution=8, synthetic_num_examples=10, synthetic_num_classes=3))
+  split = data.make_eval_batches(cfg, global_batch_size=64)
+  once = list(data.make_eval_iterator(cfg, global_batch_size=64))
+  first, second = list(split), list(split)
+  assert sum(int(b["mask"].sum()) for b in first) == (360 if dataset == "sklearn_digits" else 10)
+  for passes in (first, second):
+    assert len(passes) == len(once)
+    for a, b in zip(passes, once):
+      for key in ("image", "label", "mask"):
+        np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_eval_unequal_shards_yield_equal_batch_counts(imagenet_dir):
   # 7 validation images over 2 processes: shards of 4 and 3.
   cfg = _imagenet_cfg(imagenet_dir[0])

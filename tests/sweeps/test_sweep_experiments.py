@@ -66,6 +66,19 @@ def test_seeds_are_an_axis():
   assert sorted({r["seed"] for r in three.runs}) == [0, 1, 2]
 
 
+def test_launch_order_is_seed_major_and_otherwise_as_planned():
+  plan = plan_lib.build_plan([studies_lib.load("experiments/fig6b_shortcut.py", "digits",
+                                               seeds=3)], group="g")
+  order = plan.launch_order()
+  assert sorted(r.name for r in order) == sorted(r.name for r in plan.runs)
+  seeds = [r.config.seed for r in order]
+  assert seeds == sorted(seeds) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+  for seed in (0, 1, 2):  # within a seed, the planned order
+    planned = [r.name for r in plan.runs if r.config.seed == seed]
+    assert [r.name for r in order if r.config.seed == seed] == planned
+  assert [r.config.seed for r in plan.runs] != seeds  # the plan itself is seed-minor
+
+
 def test_names_and_shared_baseline_dedupe():
   studies = [studies_lib.load(f"experiments/{n}.py", "digits")
              for n in ("fig6a_nonlinearity", "fig6b_shortcut")]

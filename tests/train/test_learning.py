@@ -95,10 +95,11 @@ def test_paper_recipe_lowers_loss_and_its_ema_evaluates_above_chance(tmp_path):
     assert any(not np.array_equal(a, b) for a, b in pairs), f"{ema} equals {raw}"
   eval_step = jax.jit(steps.make_eval_step(train_state.build_model(config.model, 10)))
   mesh = parallel.make_mesh()
+  split = train.eval_batches(config)  # two passes over one pipeline
   with_ema = train.evaluate(eval_step, {"params": state["ema_params"],
-                                        "batch_stats": state["ema_batch_stats"]}, config, mesh)
+                                        "batch_stats": state["ema_batch_stats"]}, split, mesh)
   raw = train.evaluate(eval_step, {"params": state["params"],
-                                   "batch_stats": state["batch_stats"]}, config, mesh)
+                                   "batch_stats": state["batch_stats"]}, split, mesh)
   assert summary["eval_weights"] == "ema"
   assert (with_ema["eval/top1"], with_ema["eval/loss"]) == (summary["final/top1"],
                                                             summary["final/loss"])
