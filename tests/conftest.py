@@ -39,6 +39,30 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
   atexit.register(shutil.rmtree, os.environ["TFDS_DATA_DIR"], ignore_errors=True)
 
 
+def _module_of(item) -> str:
+  return item.nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+  """Longest modules first: the sum of their tests' `slow(seconds=...)` marks, descending.
+
+  README's test command distributes whole modules (`--dist loadscope --no-loadscope-reorder`:
+  a module's fixtures are built once, on one worker) in this order, so the two workers start
+  with the longest modules and end on short ones (longest-processing-time-first scheduling).
+  In collection order the longest (trainer) modules came last, and one worker could still be
+  training for minutes after the other ran out of tests. The sort is stable: every module stays
+  contiguous and keeps its tests' order, and modules without slow tests keep theirs.
+  """
+  del config
+  cost: dict[str, float] = {}
+  for item in items:
+    mark = item.get_closest_marker("slow")
+    if mark is not None:
+      seconds = mark.kwargs.get("seconds", 20.0)
+      cost[_module_of(item)] = cost.get(_module_of(item), 0.0) + float(seconds)
+  items.sort(key=lambda item: -cost.get(_module_of(item), 0.0))
+
+
 def _closed_port() -> int:
   """A local TCP port with nothing listening (bound, then released)."""
   with socket.socket() as s:

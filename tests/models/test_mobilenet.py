@@ -225,6 +225,7 @@ def test_depthwise_impls_agree_in_full_model(tiny):
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow(seconds=42)
 def test_depthwise_kernel_5_through_every_depthwise_implementation():
   """5x5 depthwise (`depthwise_kernel=5`): kernels (5, 5, 1, C), the same function whichever
   formulation computes it (each is checked against numpy per op in tests/ops)."""

@@ -180,7 +180,7 @@ def test_bad_kernel_shape_raises():
     dw.depthwise_conv(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 3, 1)))
 
 
-@pytest.mark.slow  # Compiles two MobileNetV2 gradients (~30 s of CPU on a small box).
+@pytest.mark.slow(seconds=91)  # Compiles two MobileNetV2 gradients (~30 s of CPU on a small box).
 def test_full_model_logits_and_gradients_agree_across_impls():
   """MobileNetV2 0.35 @32x32: same logits (eval and train) and gradients with `taps` as with XLA.
 

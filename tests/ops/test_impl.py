@@ -89,6 +89,7 @@ def _hlo(impl: Impl, x, variables, model_kw) -> str:
   return jax.jit(jax.grad(loss)).lower(variables["params"]).as_text()
 
 
+@pytest.mark.slow(seconds=39)
 def test_each_choice_changes_the_program_as_documented():
   kw = dict(width_multiplier=0.35, num_classes=10, dropout_rate=0.0)
   x = jnp.ones((2, 32, 32, 3))
@@ -105,6 +106,7 @@ def test_each_choice_changes_the_program_as_documented():
   assert custom_vjps("dot") == 0 and custom_vjps("cpu_vjp") > 10
 
 
+@pytest.mark.slow(seconds=84)
 def test_every_formulation_computes_the_same_model():
   """Train-mode loss and batch statistics, and gradients, agree across formulations (float32).
 

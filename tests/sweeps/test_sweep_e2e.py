@@ -21,7 +21,7 @@ TINY = ["--set", "train.num_steps=6", "--set", "optim.warmup_epochs=0",
         "--set", "train.log_every_steps=1", "--set", "wandb.mode=offline"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=150)
 def test_digits_sweep_report_from_real_runs(tmp_path):
   sweep_dir = str(tmp_path / "sweep")
   rc = launch.main(["experiments/fig6b_shortcut.py", "--preset=digits", "--seeds=1",

@@ -101,16 +101,20 @@ def test_names_and_shared_baseline_dedupe():
   assert {"v2_w1.4_r224_linear_bottleneck_s0", "v1_w0.25_r128_s0"} <= names
 
 
-def test_main_job_study_contains_the_fig6_digits_runs_unchanged():
+def test_main_job_study_is_the_fig6_digits_runs_at_three_points_and_8_epochs():
   fig6 = plan_lib.build_plan([studies_lib.load(f"experiments/{n}.py", "digits")
                               for n in ("fig6a_nonlinearity", "fig6b_shortcut")], "g")
   pareto = plan_lib.build_plan([studies_lib.load("experiments/fig6_pareto.py", "digits")], "g")
   by_name = {r.name: r for r in pareto.runs}
   assert {(r.config.model.width_multiplier, r.config.input.resolution) for r in pareto.runs} == {
       (0.35, 32), (0.35, 40), (0.5, 32)}
-  for run in fig6.runs:  # same names, same resolved configs (so the same results)
-    assert by_name[run.name].config.to_dict() == run.config.to_dict() | {
-        "wandb": by_name[run.name].config.wandb.to_dict()}
+  assert {r.config.train.num_epochs for r in pareto.runs} == {8.0}   # the README's budget
+  assert {r.config.train.num_epochs for r in fig6.runs} == {12.0}    # fig6a/b unchanged
+  for run in fig6.runs:  # at 0.35/32: the same names and configs, but for the run length
+    want = run.config.to_dict()
+    want["train"]["num_epochs"] = 8.0
+    got = by_name[run.name].config.to_dict()
+    assert got == want | {"wandb": got["wandb"]}
 
 
 def test_expansion_rate_sweeps_t_at_two_widths():

@@ -13,6 +13,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from configs import digits
 from mnv2_jax import checkpointing
@@ -34,6 +35,7 @@ def _train(config, workdir):
   return summary, [r["train/loss"] for r in rows if "train/loss" in r]
 
 
+@pytest.mark.slow(seconds=41)
 def test_digits_config_reaches_85_percent(tmp_path):
   """`configs/digits.py` (MobileNetV2 0.35, 32 px, SGD + cosine) for 12 of its 30 epochs.
 
@@ -57,6 +59,7 @@ def test_digits_config_reaches_85_percent(tmp_path):
 PAPER_STEPS = 100
 
 
+@pytest.mark.slow(seconds=52)
 def test_paper_recipe_lowers_loss_and_its_ema_evaluates_above_chance(tmp_path):
   """RMSProp (TF) + staircase decay + label smoothing + EMA (`helpers.paper_optim`), 100 steps.
 
@@ -106,6 +109,7 @@ def test_paper_recipe_lowers_loss_and_its_ema_evaluates_above_chance(tmp_path):
   assert raw["eval/loss"] != summary["final/loss"]
 
 
+@pytest.mark.slow(seconds=34)
 def test_mobilenet_v1_trains_above_chance(tmp_path):
   """`model.name=mobilenet_v1` (0.35, 32 px) on digits, digits SGD recipe, 100 steps of 16.
 

@@ -17,6 +17,7 @@ import socket
 
 import jax
 import numpy as np
+import pytest
 
 from mnv2_jax import checkpointing
 from mnv2_jax import data
@@ -74,6 +75,7 @@ def _losses(workdir):
   return [r["train/loss"] for r in rows if "train/loss" in r]
 
 
+@pytest.mark.slow(seconds=200)
 def test_two_processes_match_one_process(tmp_path):
   single = str(tmp_path / "single")
   every_step = ("--config.train.checkpoint_every_steps=1", "--config.train.keep_checkpoints=6")

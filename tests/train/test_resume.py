@@ -23,6 +23,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from mnv2_jax import checkpointing
 from mnv2_jax import logging as mlog
@@ -84,6 +85,7 @@ def _logged(workdir):
   return [(r["step"], {k: r[k] for k in keys if k in r}) for r in rows]
 
 
+@pytest.mark.slow(seconds=255)
 def test_sigterm_and_sigkill_resume_bit_exact(tmp_path):
   env = helpers.env()
   ref, run = str(tmp_path / "ref"), str(tmp_path / "run")
