@@ -68,8 +68,7 @@ def figures(records: Sequence[collect.RunRecord], metric: str = "final"):
       for value, xi, yi, *_ in pts:
         ax.annotate(axis.token(value), (xi, yi), textcoords="offset points", xytext=(3, 4),
                     fontsize=7, color=color)
-    ax.set_xscale("log")
-    ax.set_xlabel("Multiply-Adds, Millions")
+    style.madds_axis(ax, [p[1] for pts in lines.values() for p in pts])
     ax.set_ylabel("Accuracy, Top 1, %")
     ax.set_title(f"{axis.title} along each curve ({metric} top-1, mean ± std over seeds)")
     ax.legend(loc="lower right", fontsize=7)

@@ -91,8 +91,8 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
     front = pareto.frontier(list(zip(px, py)))
     (line,) = ax.plot(px[front], py[front], color="0.45", ls="--", lw=1.0, zorder=1)
     line.set_gid("frontier:paper")
-  ax.set_xscale("log")
-  ax.set_xlabel("Multiply-Adds, Millions")
+  style.madds_axis(ax, [p.mmadds for ps in points.values() for p in ps]
+                   + [p.mmadds for p in paper])
   ax.set_ylabel("Accuracy, Top 1, %")
   datasets = sorted({str(r.dataset) for r in records if r.dataset})
   on = f", {', '.join(datasets)}" if datasets else ""

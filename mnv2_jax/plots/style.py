@@ -50,6 +50,33 @@ def figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):
   return fig, list(axes[0])
 
 
+def madds_axis(ax, madds) -> None:
+  """A log x axis of MAdds (millions) with plain-number labels that do not overlap.
+
+  Matplotlib labels every minor tick of a log axis spanning less than a decade, in scientific
+  notation ("2.2x10^0 2.4x10^0 ..."), which runs together. With at most `MAX_DATA_TICKS`
+  distinct values the ticks sit at the data's MAdds (a Pareto plot of a few operating points);
+  otherwise at matplotlib's log positions, labelled plainly, minor ticks unlabelled.
+  """
+  import matplotlib.ticker as mticker  # pylint: disable=g-import-not-at-top
+  ax.set_xscale("log")
+  ax.set_xlabel("Multiply-Adds, Millions")
+  values = sorted({float(v) for v in madds if v and v > 0})
+  plain = mticker.FuncFormatter(lambda v, _: plain_number(v))
+  if 0 < len(values) <= MAX_DATA_TICKS:
+    ax.xaxis.set_major_locator(mticker.FixedLocator(values))
+  ax.xaxis.set_major_formatter(plain)
+  ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+
+
+MAX_DATA_TICKS = 8
+
+
+def plain_number(v: float) -> str:
+  """1.2, 2.78, 56.3, 300, 1000: three significant digits, never scientific notation."""
+  return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
 def save(fig, out_dir: str, stem: str) -> list[str]:
   """Writes ``<stem>.png`` and ``<stem>.svg``, closes the figure, returns both paths."""
   os.makedirs(out_dir, exist_ok=True)

@@ -14,6 +14,7 @@ from mnv2_jax.plots import cli
 from mnv2_jax.plots import fig5
 from mnv2_jax.plots import fig6
 from mnv2_jax.plots import paper_points
+from mnv2_jax.plots import style
 from mnv2_jax.results import collect
 from mnv2_jax.results import pareto
 from mnv2_jax.results import testing
@@ -103,6 +104,25 @@ def test_fig5_points_frontiers_and_paper_overlay(grid_records):
   assert len(paper) == 22
   np.testing.assert_allclose(sorted(map(tuple, paper)), sorted(
       (p.mmadds, p.top1) for p in paper_points.RELEASED_CHECKPOINTS))
+
+
+def test_fig5_madds_ticks_are_readable(grid_records):
+  """A few operating points: ticks at their MAdds, plain labels; a wide grid: no minor labels."""
+  fig = fig5.figure(grid_records)   # 4 distinct MAdds values in the fixture's grid
+  ax = fig.axes[0]
+  fig.canvas.draw()
+  want = sorted({round(r.madds / 1e6, 6) for r in grid_records})
+  assert 0 < len(want) <= style.MAX_DATA_TICKS
+  np.testing.assert_allclose(ax.get_xticks(), want)
+  labels = [t.get_text() for t in ax.get_xticklabels()]
+  assert labels == [style.plain_number(v) for v in want], labels
+  assert not any(t.get_text() for t in ax.get_xticklabels(minor=True))
+  with_paper = fig5.figure(grid_records, overlay_paper=True).axes[0]   # 22 + 4 values
+  with_paper.figure.canvas.draw()
+  assert len(with_paper.get_xticks()) < 10
+  assert not any(t.get_text() for t in with_paper.get_xticklabels(minor=True))
+  assert all(t.get_text().replace(".", "").isdigit() for t in with_paper.get_xticklabels()
+             if t.get_text()), [t.get_text() for t in with_paper.get_xticklabels()]
 
 
 def test_fig5_without_finished_runs_is_none(tmp_path):
