@@ -142,12 +142,20 @@ def nonfinite_loss_message(loss, step: int, latest_step: int | None, directory: 
           + _checkpoint_note(latest_step, directory, every_steps))
 
 
-@jax.jit
-def _all_finite(tree) -> jax.Array:
-  """True iff every floating-point leaf of `tree` is finite (one fused reduction)."""
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.floating)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+def _all_finite(tree) -> bool:
+  """True iff every floating-point leaf of `tree` is finite, checked on the host.
+
+  On this process's replica of each leaf (the training state is replicated, so every process
+  reaches the same answer). Not a jitted reduction: XLA:CPU takes ~6 s to compile one over the
+  ~600 leaves of a MobileNetV2 state, once per process and state shape, while the host check
+  takes ~10 ms; the state is copied to the host for the checkpoint right after anyway.
+  """
+  for x in jax.tree.leaves(tree):
+    if jnp.issubdtype(x.dtype, jnp.floating):
+      local = x.addressable_shards[0].data if isinstance(x, jax.Array) else x
+      if not np.isfinite(np.asarray(local)).all():
+        return False
+  return True
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
@@ -280,7 +288,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
           if pending:
             flush_metrics()
           # The loss of step s was computed before update s: check what is about to be saved.
-          if not bool(_all_finite(state)):
+          if not _all_finite(state):
             writer.write_summary(summary("failed", error=f"non-finite state after step {step}"))
             raise FloatingPointError(
                 f"non-finite values in the training state after step {step} (its loss was "

@@ -7,9 +7,9 @@ the CPU default runs the native kernels in float32. Both are chosen through `mod
 Step-1 tolerances: the first step starts from the same variables on the same batch, so its loss
 differs only by round-off: float32 formulations sum in different orders (measured relative
 differences: loss 4.2e-6, gradient norm 1.1e-4), bfloat16 rounds every activation to 8 mantissa
-bits (loss 9.0e-3). The float32 formulations' step 1 is computed here; the bfloat16 one is
-step 1 of the trained run (`accelerator_run`), which starts from the same state and batch, so
-no third train step is compiled for it. Later steps are not compared: the first gradients
+bits (loss 9.0e-3 to 2.0e-2, by dropout key). The float32 formulations' step 1 is computed
+here; the bfloat16 one is step 1 of the trained run (`accelerator_run`), which starts from the
+same state and batch, so no third train step is compiled for it. Later steps are not compared: the first gradients
 have norms of several hundred, so any round-off is amplified within a few steps (1 vs 2
 devices already differ by 0.5% in loss at step 2).
 """
@@ -118,15 +118,18 @@ def test_step_one_loss_matches_the_native_float32_path(accelerator_run):
   for a, b in zip(jax.tree.leaves(acc_stats), jax.tree.leaves(ref_stats)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * (1 + np.abs(b).max()))
   # bfloat16: step 1 of the trained run (same state, batch and dropout key as the trainer's,
-  # built above). Measured: 9.0e-3 relative. Its gradient is NOT compared: its norm is 1135
-  # against 794 (most of the difference is in the first convs' kernel gradients), see
-  # ops/batchnorm.py `_bn_act_xla`; `test_accelerator_path_learns_digits` shows that it learns.
+  # built above; the bf16 formulation's own step from that state gave the logged loss to the
+  # last digit, 3.6222868). Measured: 1.95e-2 relative for this step's dropout key (9.0e-3 for
+  # the key of step 2): bf16 round-off over ~50 layers, on a loss this confident random init
+  # puts above ln(10). Its gradient is NOT compared: its norm is 1135 against 794 (most of the
+  # difference is in the first convs' kernel gradients), see ops/batchnorm.py `_bn_act_xla`;
+  # `test_accelerator_path_learns_digits` shows that it learns.
   _, rows, saved = accelerator_run
   assert saved["model"]["dtype"] == "bfloat16"
   first = rows[0] if rows[0]["step"] == 1 else None
   assert first is not None and "train/loss" in first, rows[:2]
   bf_loss = first["train/loss"]
-  assert abs(bf_loss - ref_loss) <= 1.5e-2 * abs(ref_loss), (bf_loss, ref_loss)
+  assert abs(bf_loss - ref_loss) <= 3e-2 * abs(ref_loss), (bf_loss, ref_loss)
 
 
 @pytest.mark.slow(seconds=125)
