@@ -39,9 +39,9 @@ def _train(config, workdir):
 def test_digits_config_reaches_85_percent(tmp_path):
   """`configs/digits.py` (MobileNetV2 0.35, 32 px, SGD + cosine) for 12 of its 30 epochs.
 
-  12 epochs (264 steps) is the main job's run length. Measured on the 2-core machine: test
-  top-1 92.5% / 94.4% / 91.4% for seeds 0 / 1 / 2 (10 epochs: 89.2% / 91.4%, 8 epochs: 82.8%
-  for seed 0); the threshold leaves 6 points under the worst seed. Time on the 2-core machine,
+  12 epochs (264 steps) is the digits preset's run length (the main job runs 8). Measured on
+  the 2-core machine: test top-1 92.5% / 94.4% / 91.4% for seeds 0 / 1 / 2 (10 epochs: 89.2%
+  / 91.4%, 8 epochs: 82.8% for seed 0); the threshold leaves 6 points under the worst seed. Time on the 2-core machine,
   shared with other jobs (no idle measurement was possible): 57 s wall with a warm compile
   cache at load ~4, 170 s with a cold one at load 7-10 (the whole file: 67 / 155 CPU-s).
   Planted bugs: sign flip -> non-finite loss at step 49 (the trainer raises); permuted labels
