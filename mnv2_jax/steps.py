@@ -18,7 +18,7 @@ import optax
 
 from mnv2_jax import ema as ema_lib
 from mnv2_jax import losses
-from mnv2_jax.data import normalize
+from mnv2_jax.image_norm import normalize
 from mnv2_jax.models import layers
 from mnv2_jax.train_state import TrainState
 

@@ -1,18 +1,9 @@
 """On-device normalisation of the uint8 batches the input pipeline emits.
 
-The pipeline ships uint8 NHWC (4x less host->device traffic than float32 and
-no host CPU spent on arithmetic); the model step calls `normalize` first.
+Defined in `mnv2_jax.image_norm` (no TensorFlow on its import path, so `mnv2_jax.steps` can
+use it without importing this package); re-exported here for the input side's users.
 """
 
-import jax.numpy as jnp
+from mnv2_jax.image_norm import normalize
 
-
-def normalize(images_uint8: jnp.ndarray, dtype=jnp.float32) -> jnp.ndarray:
-  """Maps uint8 [0, 255] to [-1, 1] as x / 127.5 - 1 (Keras "tf" mode).
-
-  This is the same range as slim's inception preprocessing ((x/255 - .5) * 2).
-  The arithmetic is done in float32 and only the result is cast to `dtype`, so
-  bfloat16 outputs are the correctly rounded float32 values.
-  """
-  x = jnp.asarray(images_uint8).astype(jnp.float32)
-  return (x / 127.5 - 1.0).astype(dtype)
+__all__ = ["normalize"]
