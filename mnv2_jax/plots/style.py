@@ -8,8 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # Headless: never needs a display; set before pyplot is imported.
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import matplotlib.ticker as mticker  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 RESOLUTION_CMAP = "viridis"
+MAX_DATA_TICKS = 8  # `madds_axis`: up to this many distinct MAdds, ticks at the data
 # Fixed styles of the paper's variants (series names, `ablations.variant`); others cycle.
 VARIANT_MARKERS = {"linear/bottleneck": "s", "relu6/bottleneck": "^", "linear/expansion": "D",
                    "linear/none": "v", "relu6/expansion": "P", "relu6/none": "X", "v1": "o"}
@@ -58,7 +60,6 @@ def madds_axis(ax, madds) -> None:
   distinct values the ticks sit at the data's MAdds (a Pareto plot of a few operating points);
   otherwise at matplotlib's log positions, labelled plainly, minor ticks unlabelled.
   """
-  import matplotlib.ticker as mticker  # pylint: disable=g-import-not-at-top
   ax.set_xscale("log")
   ax.set_xlabel("Multiply-Adds, Millions")
   values = sorted({float(v) for v in madds if v and v > 0})
@@ -67,9 +68,6 @@ def madds_axis(ax, madds) -> None:
     ax.xaxis.set_major_locator(mticker.FixedLocator(values))
   ax.xaxis.set_major_formatter(plain)
   ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-
-
-MAX_DATA_TICKS = 8
 
 
 def plain_number(v: float) -> str:
