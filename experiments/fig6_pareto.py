@@ -23,7 +23,7 @@ preset's ARG keeps working for everything but the width and resolution, which th
 | paper | 12 (1 seed; widths 0.5, 0.75, 1.0 at 224) | ~435 GPU-hours* |
 | imagenet_short | 36 (3 seeds) | ~280 GPU-hours* |
 | small (cifar10, 32 px; widths 0.35, 0.5, 1.0) | 36 (3 seeds) | ~0.26 GPU-hours* |
-| digits | 24 (2 seeds, 8 epochs) | 14 min measured (fresh clone, empty home) with --parallel=2 on a 2-core CPU (demo, not evidence) |
+| digits | 24 (2 seeds, 8 epochs) | 14-15 min measured (fresh clone, empty home) with --parallel=2 on a 2-core CPU (demo, not evidence) |
 
 *Estimates: ``mnv2-sweep ... --dry_run`` prints them (mnv2_jax.sweeps.compute).
 
