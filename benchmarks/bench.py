@@ -107,8 +107,12 @@ def make_jax_infer(model, batch: int, resolution: int, seed: int = 0,
   t1 = time.perf_counter()
   compiled = lowered.compile(compiler_options)
   t2 = time.perf_counter()
-  return (lambda: compiled(variables, x).block_until_ready(),
-          {"trace_lower_s": t1 - t0, "compile_s": t2 - t1})
+
+  def step():
+    compiled(variables, x).block_until_ready()
+
+  step.compiled = compiled  # As make_jax_train's (memory analysis in benchmarks/device_speed.py).
+  return step, {"trace_lower_s": t1 - t0, "compile_s": t2 - t1}
 
 
 # ----------------------------------------------------------------------------------------------

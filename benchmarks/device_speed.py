@@ -15,7 +15,6 @@ timed apart), its JAX formulations against PyTorch (cuDNN on a GPU).
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 
 import jax
@@ -36,20 +35,6 @@ def torch_available() -> tuple[bool, str]:
     return True, torch.__version__
   except ImportError as e:
     return False, f"torch missing ({e})"
-
-
-def _jax_infer(model, batch: int, resolution: int, compiler_options=None):
-  """(step_fn, timings, compiled): one jitted eval-mode forward pass (as `bench`'s)."""
-  rng = jax.random.key(0)
-  x = jax.random.normal(rng, (batch, resolution, resolution, 3), jnp.float32)
-  variables = jax.jit(functools.partial(model.init, train=False))(rng, x)
-  t0 = time.perf_counter()
-  lowered = jax.jit(functools.partial(model.apply, train=False)).lower(variables, x)
-  t1 = time.perf_counter()
-  compiled = lowered.compile(compiler_options)
-  t2 = time.perf_counter()
-  return (lambda: compiled(variables, x).block_until_ready(),
-          {"trace_lower_s": t1 - t0, "compile_s": t2 - t1}, compiled)
 
 
 def _torch_fn(args, mode: str, compile_backend: str | None, channels_last: bool):
@@ -131,10 +116,9 @@ def throughput(sec: device_report.Section, plan, models) -> tuple[dict, list[str
     if mode == "train":
       fn, m = bench.make_jax_train(model, p["batch"], p["resolution"], 1000,
                                    compiler_options=copts)
-      m.update(_jax_mem(fn.compiled))
     else:
-      fn, m, compiled = _jax_infer(model, p["batch"], p["resolution"], copts)
-      m.update(_jax_mem(compiled))
+      fn, m = bench.make_jax_infer(model, p["batch"], p["resolution"], compiler_options=copts)
+    m.update(_jax_mem(fn.compiled))
     fns["jax"], meta["jax"] = fn, m
     for label, backend in p["torch_variants"]:
       name = f"torch {label}"
