@@ -31,7 +31,8 @@ from mnv2_jax import spec as spec_lib
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 LOG, MANIFEST = "launch.log", "sweep.json"
-OUTPUTS = frozenset({"wandb_sweeps", "results", "plots"})  # What our tools write, not runs.
+# What our tools write next to the runs (not runs themselves).
+OUTPUTS = frozenset({"wandb_sweeps", "results", "plots", "slurm"})
 # Keys the trainer adds to config.json next to the config's own sections.
 DERIVED_CONFIG_KEYS = frozenset({"madds", "params", "params_no_bn", "num_classes",
                                  "impl_resolved", "steps_per_epoch", "total_steps"})
@@ -45,15 +46,20 @@ TRAINER_STATUSES = (RUNNING, PREEMPTED, FAILED, FINISHED)
 NO_EVAL = -1.0  # The trainer's "no eval yet" for best/top1 in checkpoint metadata.
 
 
+def trainer_status(workdir: str) -> str | None:
+  """The status the trainer last wrote (one of TRAINER_STATUSES), or None (no readable one)."""
+  try:
+    with open(os.path.join(workdir, SUMMARY), encoding="utf-8") as f:
+      status = json.load(f).get("status")
+  except (OSError, json.JSONDecodeError, AttributeError):
+    return None
+  return status if status in TRAINER_STATUSES else None
+
+
 def run_status(workdir: str) -> str:
   """One of FINISHED, FAILED, INTERRUPTED, PENDING for a run workdir."""
-  path = os.path.join(workdir, SUMMARY)
-  if os.path.isfile(path):
-    try:
-      with open(path, encoding="utf-8") as f:
-        status = json.load(f).get("status")
-    except (OSError, json.JSONDecodeError, AttributeError):
-      return INTERRUPTED
+  if os.path.isfile(os.path.join(workdir, SUMMARY)):
+    status = trainer_status(workdir)
     if status == FINISHED:
       return FINISHED
     return FAILED if status == FAILED else INTERRUPTED

@@ -13,12 +13,12 @@ Order of events (each numbered step happens before the next can write or compile
    every checkpoint, and the state itself is checked for non-finite values before it is saved,
    so a diverged state is never saved.
 4. Evaluation (exact: padded + masked) of the EMA weights when the EMA is on, periodic async
-   checkpoints, SIGTERM = save and stop (`Preempted`), final summary written atomically.
+   checkpoints, SIGTERM = save and stop (`Preempted`; with several processes at a step they all
+   agree on, `mnv2_jax.preemption`), final summary written atomically.
 """
 
 from __future__ import annotations
 
-import signal
 import time
 from typing import Any
 
@@ -34,6 +34,7 @@ from mnv2_jax import data
 from mnv2_jax import logging as mlog
 from mnv2_jax import optim
 from mnv2_jax import parallel
+from mnv2_jax import preemption
 from mnv2_jax import run_record
 from mnv2_jax import steps as steps_lib
 from mnv2_jax import train_state
@@ -42,30 +43,6 @@ from mnv2_jax import validate
 
 class Preempted(RuntimeError):
   """SIGTERM received: the state was checkpointed and training stopped cleanly."""
-
-
-class _SigtermFlag:
-  """Turns SIGTERM into a flag checked at step boundaries (main thread only)."""
-
-  def __init__(self):
-    self.set = False
-    self._old = None
-
-  def __enter__(self):
-    try:
-      self._old = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # not the main thread (e.g. some test runners)
-      self._old = None
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    logging.warning("SIGTERM: checkpointing and stopping at the next step boundary.")
-    self.set = True
-
-  def __exit__(self, *exc):
-    if self._old is not None:
-      signal.signal(signal.SIGTERM, self._old)
 
 
 def _periodic(step: int, every: int, total: int) -> bool:
@@ -263,11 +240,12 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
 
   final = None
   try:
-    with _SigtermFlag() as sigterm:
+    with preemption.StopAtSignal() as stop_signal:
       for step in range(start + 1, total_steps + 1):
         state, metrics = train_step(state, parallel.global_batch(mesh, next(stream)))
         pending.append((step, metrics))
-        if _periodic(step, config.train.log_every_steps, total_steps) or sigterm.set:
+        stop = stop_signal.requested(step)  # the same step on every process
+        if _periodic(step, config.train.log_every_steps, total_steps) or stop:
           scalars = flush_metrics()
           scalars.update(progress.update(step, scalars))
           writer.write_scalars(step, scalars)
@@ -284,7 +262,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
           logging.info("step %d eval: top1 %.4f top5 %.4f loss %.4f", step,
                        final["eval/top1"], final["eval/top5"], final["eval/loss"])
           progress.reset_window(step)
-        if _periodic(step, ckpt.every_steps, total_steps) or sigterm.set:
+        if _periodic(step, ckpt.every_steps, total_steps) or stop:
           if pending:
             flush_metrics()
           # The loss of step s was computed before update s: check what is about to be saved.
@@ -294,10 +272,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
                 f"non-finite values in the training state after step {step} (its loss was "
                 f"finite); stopped without saving it. "
                 + _checkpoint_note(ckpt.latest_step(), ckpt.directory, ckpt.every_steps))
-          ckpt.save(step, state, meta_now(), wait=sigterm.set or step == total_steps)
-        if sigterm.set and step < total_steps:
+          ckpt.save(step, state, meta_now(), wait=stop or step == total_steps)
+        if stop and step < total_steps:
           writer.write_summary(summary("preempted", final))
-          raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {ckpt.directory}")
+          raise Preempted(f"SIGTERM: stopped after step {step}, checkpoint saved in "
+                          f"{ckpt.directory}")
 
     if final is None:  # resumed at the very end: evaluate what was restored
       final = evaluate(eval_step, train_state.eval_variables(state, use_ema=use_ema),

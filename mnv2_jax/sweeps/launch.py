@@ -5,15 +5,20 @@
     mnv2-sweep experiments/fig5_pareto.py --preset=paper --dry_run      # print, run nothing
     mnv2-sweep experiments/fig5_pareto.py --preset=paper --emit=commands  # for a scheduler
     mnv2-sweep experiments/fig6b_shortcut.py --preset=imagenet_short --emit=wandb_yaml
+    mnv2-sweep experiments/fig5_pareto.py --preset=paper --launcher=slurm \
+        --slurm_partition=gpu --slurm_gpus_per_node=8 --slurm_time=1-00:00:00  # a job array
+    mnv2-sweep experiments/fig5_pareto.py --preset=paper --status   # per-run state
 
 Layout of a sweep dir (default ``runs/sweeps/<group>``): ``<run name>/`` per run (the trainer's
 workdir: config.json, metrics.jsonl, summary.json, checkpoints, wandb/, launch.log),
 ``sweep.json`` (the manifest: runs, overrides, studies; read by mnv2-results/mnv2-plot),
-``commands.txt`` and ``wandb_sweeps/<study>.yaml`` when emitted.
+``commands.txt`` and ``wandb_sweeps/<study>.yaml`` when emitted, ``slurm/`` for SLURM
+(`mnv2_jax.sweeps.slurm`).
 
 Every run is validated (config parsed by config_flags, model built) before anything starts;
 runs shared by several studies run once. Re-running the same command resumes: finished runs are
-skipped, interrupted or failed ones relaunched (the trainer resumes from its checkpoint).
+skipped, interrupted or failed ones relaunched (the trainer resumes from its checkpoint); with
+``--launcher=slurm`` runs still queued or running in SLURM are skipped too.
 The W&B group of every run is ``--group`` (default ``<studies>.<preset>``).
 """
 
@@ -36,10 +41,13 @@ from mnv2_jax.sweeps import compute
 from mnv2_jax.sweeps import plan as plan_lib
 from mnv2_jax.sweeps import presets
 from mnv2_jax.sweeps import runner
+from mnv2_jax.sweeps import slurm
+from mnv2_jax.sweeps import status as status_lib
 from mnv2_jax.sweeps import studies as studies_lib
 from mnv2_jax.sweeps import wandb_yaml
 
-EMITS = ("commands", "wandb_yaml")
+EMITS = ("commands", "wandb_yaml", "slurm")
+LAUNCHERS = ("local", "slurm")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -51,10 +59,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   p.add_argument("--seeds", type=int, default=None, help="number of seeds (preset default)")
   p.add_argument("--sweep_dir", default=None, help="default: runs/sweeps/<group>")
   p.add_argument("--group", default=None, help="W&B group (default <studies>.<preset>)")
+  p.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                 help="local: subprocesses here (--parallel); slurm: one job array")
   p.add_argument("--parallel", type=int, default=1, help="local runs at a time")
+  p.add_argument("--status", action="store_true",
+                 help="print each run's state (and SLURM's view of it); run nothing")
   p.add_argument("--dry_run", action="store_true", help="print the plan; run nothing")
   p.add_argument("--emit", choices=EMITS, default=None,
-                 help="write commands.txt or W&B sweep YAMLs into the sweep dir; run nothing")
+                 help="write commands.txt, W&B sweep YAMLs or the SLURM batch script into "
+                      "the sweep dir; run nothing")
   p.add_argument("--only", default=None, help="only runs whose name matches this regex")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="extra override for every run (repeatable), e.g. "
@@ -66,6 +79,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   p.add_argument("--trainer", default=None,
                  help="trainer command prefix for local runs (default: this python -m "
                       "mnv2_jax.main); e.g. a wrapper script")
+  slurm.add_flags(p)
   return p.parse_args(list(argv))
 
 
@@ -185,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sets = parse_sets(args.set)
     studies = [with_sets(studies_lib.load(p, args.preset, seeds=args.seeds), sets)
                for p in args.studies]
+    slurm_opts = None
+    if args.launcher == "slurm" or args.emit == "slurm":
+      slurm_opts = slurm.options_from_args(args)
+      if args.launcher == "slurm" and not (args.emit or args.dry_run or args.status):
+        slurm.check_reachable(slurm_opts)   # sbatch on PATH, the partition known to sinfo
   except (OSError, ValueError, AttributeError) as e:
     print(f"mnv2-sweep: {e}", file=sys.stderr)
     return 2
@@ -197,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   if args.only:
     plan.runs = [r for r in plan.runs if re.search(args.only, r.name)]
+  if args.status:
+    print(status_lib.render(status_lib.sweep_states(
+        sweep_dir, {r.name: plan.run_dir(sweep_dir, r) for r in plan.runs})))
+    return 0
   status = {r.name: runner.run_status(plan.run_dir(sweep_dir, r)) for r in plan.runs}
   counts = collections.Counter(status.values())
   print(f"# sweep {group}: {len(plan.runs)} runs in {sweep_dir} "
@@ -220,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
   trainer = shlex.split(args.trainer) if args.trainer else plan_lib.default_trainer()
+  if slurm_opts is not None:
+    return _slurm(plan, sweep_dir, trainer, slurm_opts, args)
   jobs = [runner.Job(r.name, r.argv(plan.run_dir(sweep_dir, r), group, trainer),
                      plan.run_dir(sweep_dir, r))
           for r in plan.launch_order() if status[r.name] != runner.FINISHED]
@@ -251,6 +276,60 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.report and not failed:
     return _report(sweep_dir)
   return 1 if failed else 0
+
+
+def _slurm(plan: plan_lib.Plan, sweep_dir: str, trainer: list[str], opts: slurm.Options,
+           args: argparse.Namespace) -> int:
+  """--launcher=slurm / --emit=slurm: the runs to (re)start as one job array."""
+  workdirs = {r.name: plan.run_dir(sweep_dir, r) for r in plan.runs}
+  states = {s.name: s for s in status_lib.sweep_states(sweep_dir, workdirs)}
+  todo = [r for r in plan.launch_order()
+          if states[r.name].state != "finished" and not states[r.name].live]
+  for name, s in states.items():
+    if s.live:
+      print(f"# {name}: {s.state} in SLURM (job {s.task.job_id}_{s.task.index}) -> skip",
+            file=sys.stderr)
+  multihost = ["--multihost"] if opts.processes > 1 else []
+  tasks = [slurm.ArrayTask(r.name, os.path.abspath(workdirs[r.name]),
+                           [*r.argv(os.path.abspath(workdirs[r.name]), plan.group, trainer),
+                            *multihost]) for r in todo]
+  if not tasks:
+    print("# every run is finished or already in SLURM's queue", file=sys.stderr)
+    return _report(sweep_dir) if args.report and all(
+        s.state == "finished" for s in states.values()) else 0
+  script = slurm.render_script(
+      tasks, opts, job_name=f"mnv2:{plan.group}",
+      log_dir=os.path.abspath(os.path.join(slurm.slurm_dir(sweep_dir), "logs")),
+      cwd=os.getcwd())
+  if args.dry_run:
+    print(script)
+    return 0
+  if args.emit != "slurm":
+    from mnv2_jax.data import DatasetNotPreparedError  # pylint: disable=g-import-not-at-top
+    try:
+      prepare_datasets(todo)
+    except (DatasetNotPreparedError, OSError) as e:
+      print(f"mnv2-sweep: {e}\n# nothing was submitted", file=sys.stderr)
+      return 2
+  write_manifest(plan, sweep_dir)
+  path = slurm.write_script(sweep_dir, script)
+  if args.emit == "slurm":
+    print(f"{path}\n  sbatch {path}   # {len(tasks)} runs; then: mnv2-sweep ... --status")
+    return 0
+  wait = args.slurm_wait or args.report
+  try:
+    job_id = slurm.submit(sweep_dir, path, tasks, wait=wait)
+  except slurm.SlurmError as e:
+    print(f"mnv2-sweep: {e}", file=sys.stderr)
+    return 1
+  print(f"# submitted {len(tasks)} runs as job array {job_id} ({path})", file=sys.stderr)
+  if not wait:
+    return 0
+  final = status_lib.sweep_states(sweep_dir, workdirs)
+  print(status_lib.render(final), file=sys.stderr)
+  if any(s.state != "finished" for s in final):
+    return 1
+  return _report(sweep_dir) if args.report else 0
 
 
 def _report(sweep_dir: str) -> int:
