@@ -316,15 +316,16 @@ def _slurm(plan: plan_lib.Plan, sweep_dir: str, trainer: list[str], opts: slurm.
   if args.emit == "slurm":
     print(f"{path}\n  sbatch {path}   # {len(tasks)} runs; then: mnv2-sweep ... --status")
     return 0
-  wait = args.slurm_wait or args.report
   try:
-    job_id = slurm.submit(sweep_dir, path, tasks, wait=wait)
+    job_id = slurm.submit(sweep_dir, path, tasks)
   except slurm.SlurmError as e:
     print(f"mnv2-sweep: {e}", file=sys.stderr)
     return 1
-  print(f"# submitted {len(tasks)} runs as job array {job_id} ({path})", file=sys.stderr)
-  if not wait:
+  print(f"# submitted {len(tasks)} runs as job array {job_id} ({path}); see them with "
+        "`mnv2-sweep ... --status`", file=sys.stderr, flush=True)
+  if not (args.slurm_wait or args.report):
     return 0
+  slurm.wait(job_id)
   final = status_lib.sweep_states(sweep_dir, workdirs)
   print(status_lib.render(final), file=sys.stderr)
   if any(s.state != "finished" for s in final):

@@ -35,6 +35,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from mnv2_jax.sweeps import slurm_queue
+
 PREEMPTED_EXIT = 143  # the trainer's exit status after a checkpoint on SIGTERM (mnv2_jax.main)
 DIR, JOBS = "slurm", "jobs.json"
 # sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
@@ -131,7 +133,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                  help="shell line run before the trainer, e.g. 'source .venv/bin/activate'")
   g.add_argument("--slurm_job_name", default=None)
   g.add_argument("--slurm_wait", action="store_true",
-                 help="wait until every array task has ended (implied by --report)")
+                 help="after submitting, wait until every array task has ended, then print "
+                      "each run's state (implied by --report, which then writes the report)")
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -210,7 +213,11 @@ def render_script(tasks: Sequence[ArrayTask], opts: Options, *, job_name: str, l
             "trap 'requeue=1; kill -TERM \"$srun_pid\" 2>/dev/null' USR1",
             "srun --kill-on-bad-exit=1 \"${trainer[@]}\" >> \"$workdir/launch.log\" 2>&1 &",
             "srun_pid=$!",
-            'while true; do wait "$srun_pid"; rc=$?; kill -0 "$srun_pid" 2>/dev/null || break; done',
+            "# A trap interrupts `wait` (status > 128): wait until srun has exited, then once",
+            "# more for its own status (bash keeps it for $!; 127 if it was already collected).",
+            'wait "$srun_pid"; rc=$?',
+            'while kill -0 "$srun_pid" 2>/dev/null; do wait "$srun_pid"; rc=$?; done',
+            'wait "$srun_pid"; last=$?; [ "$last" != 127 ] && rc=$last',
             f'if [ "$requeue" = 1 ] && [ "$rc" = {PREEMPTED_EXIT} ]; then',
             '  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
             "fi",
@@ -267,32 +274,30 @@ def check_reachable(opts: Options) -> None:
                      f"cluster; sinfo lists {partitions}")
 
 
-def submit(sweep_dir: str, script_path: str, tasks: Sequence[ArrayTask], *,
-           wait: bool) -> str:
-  """``sbatch [--wait] script``; records the job in jobs.json first thing; returns its id.
-
-  With `wait`, sbatch blocks until every array task has ended (requeued attempts included).
-  """
-  argv = ["sbatch", "--parsable", *(["--wait"] if wait else []), script_path]
-  if not wait:
-    done = _run(argv)
-    if done.returncode != 0:
-      raise SlurmError(f"sbatch failed: {done.stderr.strip()[-1000:]}")
-    job_id = done.stdout.strip().split(";")[0]
-    _record(sweep_dir, job_id, script_path, tasks)
-    return job_id
-  # --parsable prints the id at submission; read it as it comes, record it, then wait.
-  with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                        stdin=subprocess.DEVNULL) as proc:
-    first = proc.stdout.readline().strip()
-    job_id = first.split(";")[0]
-    if job_id.isdigit():
-      _record(sweep_dir, job_id, script_path, tasks)
-      print(f"# submitted job array {job_id}; waiting for it to end", flush=True)
-    _, err = proc.communicate()
-  if not job_id.isdigit():
-    raise SlurmError(f"sbatch failed: {(first + err).strip()[-1000:]}")
+def submit(sweep_dir: str, script_path: str, tasks: Sequence[ArrayTask]) -> str:
+  """``sbatch script``; records the job in jobs.json; returns the array's job id."""
+  done = _run(["sbatch", "--parsable", script_path])
+  if done.returncode != 0:
+    raise SlurmError(f"sbatch failed: {done.stderr.strip()[-1000:]}")
+  job_id = done.stdout.strip().split(";")[0]
+  _record(sweep_dir, job_id, script_path, tasks)
   return job_id
+
+
+def wait(job_id: str, poll_s: float = 2.0) -> None:
+  """Blocks until no task of the array is queued or running (requeued attempts included).
+
+  Polls ``scontrol`` (`slurm_queue.query`) every `poll_s` seconds rather than using
+  ``sbatch --wait``, whose poll interval doubles up to 32 s. A job the controller no longer
+  knows (three answers in a row: one may be a busy controller's) counts as ended.
+  """
+  unknown = 0
+  while unknown < 3:
+    tasks = slurm_queue.query([job_id])
+    if tasks and not any(t.live for t in tasks.values()):
+      return
+    unknown = 0 if tasks else unknown + 1
+    time.sleep(poll_s)
 
 
 def _record(sweep_dir: str, job_id: str, script_path: str, tasks: Sequence[ArrayTask]) -> None:
