@@ -28,10 +28,10 @@ import jax
 import numpy as np
 import pytest
 
-from mnv2_jax import checkpointing
 from mnv2_jax import logging as mlog
 from mnv2_jax.sweeps import launch
 from mnv2_jax.sweeps import slurm
+from tests.train import helpers
 
 STEPS = 40
 SWEEP = ["experiments/fig6b_shortcut.py", "--preset=digits", "--only=linear_bottleneck"]
@@ -59,17 +59,9 @@ def _logged(workdir):
   return [{k: v for k, v in r.items() if k not in TIMED} for r in rows]
 
 
-def _final_state(workdir):
-  ckpt = checkpointing.Checkpointer(workdir, keep=3, every_steps=10)
-  assert ckpt.latest_step() == STEPS
-  state, _ = ckpt.restore(None)
-  ckpt.close()
-  return jax.device_get(state)
-
-
 def _assert_bit_identical(got_dir, want_dir):
   assert _logged(got_dir) == _logged(want_dir)
-  got, want = _final_state(got_dir), _final_state(want_dir)
+  got, want = helpers.final_state(got_dir, STEPS), helpers.final_state(want_dir, STEPS)
   leaves = jax.tree_util.tree_flatten_with_path(got)[0]
   assert len(leaves) > 100
   for (path, a), b in zip(leaves, jax.tree.leaves(want), strict=True):

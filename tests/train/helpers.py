@@ -69,3 +69,16 @@ def paper_flags(workdir, *extra):
   """`tiny_flags` plus `--config.optim.*` for every field of `paper_optim()`."""
   return tiny_flags(workdir, *(f"--config.optim.{k}={v}" for k, v in paper_optim().items()),
                     *extra)
+
+
+def final_state(workdir, step):
+  """The latest checkpoint in `workdir`, which must be of `step`, as host arrays (a dict of
+  the TrainState fields; restored without a target, as saved)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from mnv2_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  ckpt = checkpointing.Checkpointer(workdir, keep=1000, every_steps=1)  # reads, deletes none
+  assert ckpt.latest_step() == step, (ckpt.latest_step(), step)
+  state, _ = ckpt.restore(None)
+  ckpt.close()
+  return jax.device_get(state)
+

@@ -47,15 +47,6 @@ def _wait_for_step(workdir, step, proc, timeout=600):
   raise TimeoutError(f"step {step} not reached")
 
 
-def _final_state(workdir):
-  """The last checkpoint as a dict of the TrainState fields (host arrays)."""
-  ckpt = checkpointing.Checkpointer(workdir, keep=3, every_steps=7)
-  assert ckpt.latest_step() == STEPS
-  state, _ = ckpt.restore(None)
-  ckpt.close()
-  return jax.device_get(state)
-
-
 def _slots(tree, name):
   """Leaves of `tree` under a dict key `name` (e.g. RMSProp's 'nu'), by key path."""
   return [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
@@ -112,7 +103,7 @@ def test_sigterm_and_sigkill_resume_bit_exact(tmp_path):
   proc = helpers.start(helpers.paper_flags(run, *FLAGS), tmp_path / "c.log", env)
   assert proc.wait(900) == 0, (tmp_path / "c.log").read_text()[-3000:]
 
-  got, want = _final_state(run), _final_state(ref)
+  got, want = helpers.final_state(run, STEPS), helpers.final_state(ref, STEPS)
   _check_holds_ema_and_rmsprop(want)
   assert jax.tree.structure(got) == jax.tree.structure(want)
   for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want),
