@@ -77,8 +77,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                  help="after the local runs: write the results tables (mnv2-results), the "
                       "plots (mnv2-plot) and a W&B report run, and say where everything is")
   p.add_argument("--trainer", default=None,
-                 help="trainer command prefix for local runs (default: this python -m "
-                      "mnv2_jax.main); e.g. a wrapper script")
+                 help="trainer command prefix (default: this python -m mnv2_jax.main); "
+                      "e.g. a wrapper script")
   slurm.add_flags(p)
   return p.parse_args(list(argv))
 
@@ -200,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     studies = [with_sets(studies_lib.load(p, args.preset, seeds=args.seeds), sets)
                for p in args.studies]
     slurm_opts = None
+    given = slurm.flags_given(args)
+    if given and not (args.launcher == "slurm" or args.emit == "slurm"):
+      raise ValueError(f"{', '.join(given)} only apply with --launcher=slurm or --emit=slurm")
     if args.launcher == "slurm" or args.emit == "slurm":
       slurm_opts = slurm.options_from_args(args)
       if args.launcher == "slurm" and not (args.emit or args.dry_run or args.status):

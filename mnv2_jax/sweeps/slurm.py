@@ -137,6 +137,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                       "each run's state (implied by --report, which then writes the report)")
 
 
+def flags_given(args: argparse.Namespace) -> list[str]:
+  """The ``--slurm_*`` flags set on the command line (to reject them without SLURM)."""
+  return [f"--{k}" for k, v in sorted(vars(args).items())
+          if k.startswith("slurm_") and v not in (None, False)]
+
+
 def options_from_args(args: argparse.Namespace) -> Options:
   """`Options` from ``--slurm_config`` overridden by the ``--slurm_*`` flags; validated."""
   fields = {f.name for f in dataclasses.fields(Options)}

@@ -129,6 +129,8 @@ def test_config_file_and_flags(tmp_path):
     (["--emit=slurm", "--slurm_gpus_per_node=0"], "--slurm_gpus_per_node must be a positive"),
     (["--launcher=slurm", "--slurm_time=90 minutes"], "--slurm_time='90 minutes'"),
     (["--launcher=slurm"], "`sbatch` is not on PATH"),
+    (["--emit=commands", "--slurm_nodes=2", "--slurm_wait"],
+     "--slurm_nodes, --slurm_wait only apply with --launcher=slurm or --emit=slurm"),
 ])
 def test_mnv2_sweep_rejects_bad_slurm_input_before_writing(argv, message, tmp_path, capsys,
                                                            monkeypatch):
