@@ -75,4 +75,5 @@ def test_single_process_stops_after_the_signal(tmp_path):
   assert proc.wait(60) == 0, log.read_text()[-2000:]
   assert "coordinated False" in log.read_text()
   stop = _lines(log, "STOP")
-  assert len(stop) == 1 and signalled_after <= stop[0] <= signalled_after + 2, (stop, signalled_after)
+  assert len(stop) == 1 and signalled_after <= stop[0] <= signalled_after + 2, \
+      (stop, signalled_after)

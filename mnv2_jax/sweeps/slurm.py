@@ -155,8 +155,9 @@ def options_from_args(args: argparse.Namespace) -> Options:
     except (OSError, yaml.YAMLError) as e:
       raise SlurmError(f"--slurm_config={args.slurm_config}: {e}") from e
     if not isinstance(loaded, dict) or set(loaded) - fields:
+      got = sorted(loaded) if isinstance(loaded, dict) else repr(loaded)
       raise SlurmError(f"--slurm_config={args.slurm_config}: expected a mapping with keys in "
-                       f"{sorted(fields)}, got {sorted(loaded) if isinstance(loaded, dict) else loaded!r}")
+                       f"{sorted(fields)}, got {got}")
     values.update(loaded)
   for name in fields:
     flag = getattr(args, f"slurm_{name}", None)

@@ -2,8 +2,8 @@
 
 1. A 2-run digits sweep (two seeds of one variant, so the second run loads its programs from
    the compile cache) is launched locally with ``--parallel=2``, then submitted as a job array
-   with ``--report``, exactly as a user types it (a subprocess). While the array runs, one task is requeued
-   with ``scontrol requeue``: its trainer gets SIGTERM, checkpoints, exits 143, SLURM restarts
+   with ``--report``, exactly as a user types it (a subprocess). While the array runs, one
+   task is requeued with ``scontrol requeue``: its trainer gets SIGTERM, checkpoints, exits 143, SLURM restarts
    it and it resumes. ``mnv2-sweep`` waits through that, then writes the report. Every run,
    the requeued one included, must be bit-identical to its local twin (final state and every
    logged number). Then ``--status`` and a resubmission (nothing to do) are checked.
