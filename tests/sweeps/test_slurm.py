@@ -1,12 +1,13 @@
 """`mnv2-sweep --launcher=slurm` against a real SLURM (the `slurm_cluster` fixture).
 
 1. A 2-run digits sweep (two seeds of one variant, so the second run loads its programs from
-   the compile cache) is launched locally with ``--parallel=2``, then submitted as a job array
+   the compile cache) is launched locally, one run at a time, then submitted as a job array
    with ``--report``, exactly as a user types it (a subprocess). While the array runs, one
-   task is requeued with ``scontrol requeue``: its trainer gets SIGTERM, checkpoints, exits 143, SLURM restarts
-   it and it resumes. ``mnv2-sweep`` waits through that, then writes the report. Every run,
-   the requeued one included, must be bit-identical to its local twin (final state and every
-   logged number). Then ``--status`` and a resubmission (nothing to do) are checked.
+   task is requeued with ``scontrol requeue``: its trainer gets SIGTERM, checkpoints, exits
+   143, SLURM restarts it and it resumes. ``mnv2-sweep`` waits through that, then writes the
+   report. Every run, the requeued one included, must be bit-identical to its local twin
+   (final state and every logged number). Then ``--status`` and a resubmission (nothing to
+   do) are checked.
 2. One run of 2 processes (``--slurm_tasks_per_node=2``: ``srun`` starts both, the trainer's
    `jax.distributed` reads SLURM's environment) must train like one process holding 2
    devices (launched locally), to the tolerance tests/train/test_multiprocess.py derives. It
