@@ -264,7 +264,7 @@ def _run(argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProces
 
 def check_reachable(opts: Options) -> None:
   """Before anything is written: sbatch on PATH, SLURM answering, the partition known to it."""
-  for tool in ("sbatch", "sinfo", "squeue"):
+  for tool in ("sbatch", "sinfo", "scontrol"):
     if shutil.which(tool) is None:
       raise SlurmError(f"--launcher=slurm: `{tool}` is not on PATH (run on a SLURM login "
                        "node, or use --emit=slurm to only write the batch script)")
