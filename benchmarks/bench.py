@@ -32,6 +32,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from benchmarks import common
@@ -47,22 +48,45 @@ LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 4e-5
 # JAX
 
 
+def synthetic_batch(batch: int, resolution: int, num_classes: int, seed: int = 0):
+  """A random float32 NHWC image batch and int32 labels, drawn by numpy and put on the device.
+
+  Drawn on the host rather than with `jax.random`: the values do not matter for timing, and
+  each `jax.random` sampler is a compilation of its own (~1-2 s on XLA:CPU on a small box).
+  """
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal((batch, resolution, resolution, 3), np.float32)
+  y = rng.integers(0, num_classes, (batch,)).astype(np.int32)
+  return jax.device_put(x), jax.device_put(y)
+
+
+def init_variables(model, x, seed: int = 0, variables: dict | None = None) -> dict:
+  """`variables` when given (e.g. drawn by numpy, which compiles nothing), else the model's own
+  initialization, jitted, for input `x`."""
+  if variables is not None:
+    return jax.device_put(variables)
+  return jax.jit(functools.partial(model.init, train=False))(jax.random.key(seed), x)
+
+
 def make_jax_train(model, batch: int, resolution: int, num_classes: int, seed: int = 0,
-                   compiler_options: dict | None = None, mesh=None):
+                   compiler_options: dict | None = None, mesh=None,
+                   variables: dict | None = None):
   """Returns (step_fn, timings): a closure running one donated, jitted training step.
 
   ``compiler_options`` are XLA DebugOptions overrides for this one compilation (the same
   names as XLA_FLAGS without the dashes), so variants can be compared in one process.
   ``mesh``: a one-axis ``data`` mesh to run data-parallel on, as training does (batch sharded,
-  state replicated); None runs on the default device.
+  state replicated); None runs on the default device. ``variables``: the starting
+  ``{"params", "batch_stats"}`` (default: ``model.init``, see `init_variables`).
   """
   rng = jax.random.key(seed)
-  x = jax.random.normal(rng, (batch, resolution, resolution, 3), jnp.float32)
-  y = jax.random.randint(jax.random.fold_in(rng, 1), (batch,), 0, num_classes)
-  variables = jax.jit(functools.partial(model.init, train=False))(rng, x)
+  x, y = synthetic_batch(batch, resolution, num_classes, seed)
+  variables = init_variables(model, x, seed, variables)
   tx = optax.chain(optax.add_decayed_weights(WEIGHT_DECAY), optax.sgd(LR, momentum=MOMENTUM))
+  # Jitted: one small program, where eager `tx.init` compiles one per parameter shape.
   state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
-           "opt_state": tx.init(variables["params"]), "step": jnp.zeros((), jnp.int32)}
+           "opt_state": jax.jit(tx.init)(variables["params"]),
+           "step": jnp.zeros((), jnp.int32)}
   if mesh is not None:
     x, y = jax.device_put((x, y), parallel.batch_sharding(mesh))
     state = jax.device_put(state, parallel.replicated(mesh))
@@ -97,11 +121,11 @@ def make_jax_train(model, batch: int, resolution: int, num_classes: int, seed: i
 
 
 def make_jax_infer(model, batch: int, resolution: int, seed: int = 0,
-                   compiler_options: dict | None = None):
-  """Returns (step_fn, timings): one jitted eval-mode forward pass."""
-  rng = jax.random.key(seed)
-  x = jax.random.normal(rng, (batch, resolution, resolution, 3), jnp.float32)
-  variables = jax.jit(functools.partial(model.init, train=False))(rng, x)
+                   compiler_options: dict | None = None, variables: dict | None = None):
+  """Returns (step_fn, timings): one jitted eval-mode forward pass (``variables``: as
+  `make_jax_train`'s)."""
+  x, _ = synthetic_batch(batch, resolution, 1, seed)
+  variables = init_variables(model, x, seed, variables)
   t0 = time.perf_counter()
   lowered = jax.jit(functools.partial(model.apply, train=False)).lower(variables, x)
   t1 = time.perf_counter()

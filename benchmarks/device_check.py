@@ -1,8 +1,9 @@
 """One prepared device check: correctness, training smoke, throughput and depthwise timings.
 
     python -m benchmarks.device_check --out DIR            # on the GPU machine (5-6.5 min)
-    python -m benchmarks.device_check --tiny --out DIR     # CPU, tiny sizes (CI; 2.5-3.5 min
-                                                           # on a shared 2-core box)
+    python -m benchmarks.device_check --tiny --out DIR     # CPU, tiny sizes (CI): 76 s on the
+                                                           # shared 2-core box nearly idle,
+                                                           # 133 s at load 4-5 (2026-12-01)
 
 Sections, in order of value, each with its own time budget (checked between units of work; a
 unit already started, such as a compilation, finishes):
@@ -61,7 +62,8 @@ FULL = {
                    "modes": ("train", "infer"),
                    "torch_variants": (("compile+cl+amp", "inductor"), ("eager+cl+amp", None)),
                    "torch_compile_estimate_s": {"train": 90.0, "infer": 40.0},
-                   "timing_estimate_s": 15.0, "warmup": 3, "steps": 10, "repeats": 5},
+                   "timing_estimate_s": 15.0, "warmup": 3, "steps": 10, "repeats": 5,
+                   "torch_threads": None},
     "depthwise": {"shapes": depthwise_micro.SHAPES, "batch": 64, "dtype": "bfloat16",
                   "impls": ("xla", "taps_vjp"), "torch_layouts": ("nchw", "channels_last"),
                   "warmup": 3, "steps": 10, "repeats": 5},
@@ -87,14 +89,21 @@ TINY = {
                    # Dynamo capture only: inductor's C++ codegen takes minutes on a small CPU.
                    "torch_variants": (("compile+cl+amp", "eager"), ("eager+cl+amp", None)),
                    "torch_compile_estimate_s": {"train": 5.0, "infer": 5.0},
-                   "timing_estimate_s": 2.0, "warmup": 1, "steps": 2, "repeats": 2},
+                   "timing_estimate_s": 2.0, "warmup": 1, "steps": 2, "repeats": 2,
+                   # One thread: two OpenMP threads on a shared box whose other core is busy
+                   # wait at every op's barrier (measured: 6.3 s per training step, not 0.05).
+                   "torch_threads": 1},
     "depthwise": {"shapes": ((16, 8, 1), (16, 8, 2)), "batch": 2, "dtype": "float32",
                   "impls": ("xla", "taps_vjp"), "torch_layouts": ("nchw", "channels_last"),
                   "warmup": 1, "steps": 2, "repeats": 2},
     # Inference-mode gradients for the first variant (and the bf16 case) only, and XLA:CPU at
-    # LLVM -O0: compiling MobileNetV2 gradients is most of a tiny run's time on a small CPU.
+    # LLVM -O0 with its elemental emitters instead of the fusion emitters: compiling
+    # MobileNetV2 gradients is most of a tiny run's time on a small CPU (one variant's check
+    # program: 4.2-5.3 s at -O0 alone, 2.0-2.3 s with both). CPU compilations only; both
+    # sides of every comparison and the smoke and throughput steps get the same options.
     "eval_mode_cases": "first",
-    "cpu_compiler_options": {"xla_backend_optimization_level": 0},
+    "cpu_compiler_options": {"xla_backend_optimization_level": 0,
+                             "xla_cpu_use_fusion_emitters": False},
     # Generous caps (a shared 2-core CI box can be 2-3x slower than an idle one): the CI test
     # needs every unit to run. Measured times: benchmarks/RESULTS.md, "Running on a GPU".
     "budgets_s": {"correctness": 240.0, "smoke": 120.0, "throughput": 180.0, "depthwise": 60.0},

@@ -65,6 +65,9 @@ TOLERANCES = {
              "train_grads": None, "eval_logits": (1e-1, 1e-1), "eval_grads": (2e-1, 2e-1)},
 }
 SELFTEST_PLANT = 1e-2  # Planted error, as a fraction of max |gradient|.
+SAME_DEVICE_NOTE = ("CPU-only machine: each case's program is compiled once and its executable "
+                    "run for both sides, so the fp32 errors are 0 by construction")
+"""What the report says of the host side when the accelerator is the host CPU."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,20 +180,56 @@ def _inputs(model, resolution: int, batch: int, num_classes: int, seed: int = 0)
   return variables["params"], variables["batch_stats"], x, y
 
 
-def _compile_job(model, args, device, num_classes: int, eval_mode: bool,
-                 precision: str | None = "highest", cpu_options: dict | None = None):
-  """Lowers and compiles one check program for `device` (runs in a worker thread).
+def _lower(model, args, device, num_classes: int, eval_mode: bool,
+           precision: str | None = "highest"):
+  """Traces and lowers one check program for `device`: (lowered, inputs on `device`, seconds).
 
   fp32 programs are built under `jax.default_matmul_precision("highest")` (convolutions and
   dots in full float32, no TF32); bf16 ones at the default precision, as training runs them.
-  `cpu_options` (XLA options) apply to CPU compilations only.
   """
   t0 = time.perf_counter()
   placed = jax.device_put(args, device)
   with (jax.default_matmul_precision(precision) if precision else contextlib.nullcontext()):
     lowered = jax.jit(_check_fn(model, num_classes, eval_mode)).lower(*placed)
-    compiled = lowered.compile(cpu_options if device.platform == "cpu" else None)
-  return compiled, placed, time.perf_counter() - t0
+  return lowered, placed, time.perf_counter() - t0
+
+
+def _compile_job(lowered, placed, trace_lower_s: float, device, cpu_options: dict | None):
+  """Compiles a lowered check program (in a worker thread); `cpu_options` (XLA options) apply
+  to CPU compilations only. Returns (executable, inputs, seconds), the seconds named as
+  `benchmarks.bench` reports them."""
+  t0 = time.perf_counter()
+  compiled = lowered.compile(cpu_options if device.platform == "cpu" else None)
+  return compiled, placed, {"trace_lower_s": trace_lower_s,
+                            "compile_s": time.perf_counter() - t0}
+
+
+def _lower_then_compile(compiler, model, args, device, num_classes: int, eval_mode: bool,
+                        cpu_options: dict | None, precision: str | None):
+  """Lowers one check program and hands it to the `compiler` pool: the future of its build."""
+  lowered, placed, seconds = _lower(model, args, device, num_classes, eval_mode, precision)
+  return compiler.submit(_compile_job, lowered, placed, seconds, device, cpu_options)
+
+
+def _submit(pools, model, args, device, num_classes: int, eval_mode: bool,
+            cpu_options: dict | None, precision: str | None = "highest"):
+  """Queues one check program's build on `pools` = (lowerer, compiler); returns a future whose
+  result is the future of (executable, inputs, seconds): see `_built`.
+
+  Tracing and lowering are Python and hold the GIL, so threads doing them at once only take
+  turns (on a 2-core box each program's lowering took 2-5x longer so); XLA's compilation
+  releases it. So one thread (`lowerer`) lowers every program in turn, `compiler` compiles
+  them in parallel, and the caller runs each one as soon as it is built (which releases the GIL
+  too) while the later ones are still lowered.
+  """
+  lowerer, compiler = pools
+  return lowerer.submit(_lower_then_compile, compiler, model, args, device, num_classes,
+                        eval_mode, cpu_options, precision)
+
+
+def _built(future):
+  """The (executable, inputs, seconds) of a program queued by `_submit`; raises its error."""
+  return future.result().result()
 
 
 def host_impl() -> Impl:
@@ -201,16 +240,10 @@ def host_impl() -> Impl:
   return Impl(partition="sharded").resolve(backend="cpu")
 
 
-def correctness(sec: device_report.Section, plan, models) -> tuple[dict, list[str]]:
-  """The correctness section (see the module docstring). `models` = mnv2_jax.models."""
-  acc, cpu = jax.devices()[0], jax.devices("cpu")[0]
-  same = acc == cpu
-  host = host_impl()
-  # A CPU-only machine runs the host formulation on both sides (the same program, compiled
-  # once): the comparison's code path runs, its numbers are trivially equal (`same_device`).
-  accel = host if acc.platform == "cpu" else ACCEL_IMPL
-  nc = plan["num_classes"]
-  cases = []  # (label, model class, model fields, (width, resolution, batch))
+def _cases(plan, models) -> list[tuple]:
+  """The fp32 cases in order, as (label, model class, model fields, (width, resolution, batch)):
+  the six MobileNetV2 variants at each of the plan's sizes, then MobileNetV1."""
+  cases = []
   for width, res, batch in plan["correctness_sizes"]:
     for act, sc in VARIANTS:
       cases.append((f"v2 {width}/{res} b{batch} {act}/{sc}", models.MobileNetV2,
@@ -219,35 +252,83 @@ def correctness(sec: device_report.Section, plan, models) -> tuple[dict, list[st
   w1, r1, b1 = plan["v1_size"]
   cases.append((f"v1 {w1}/{r1} b{b1}", models.MobileNetV1, dict(width_multiplier=w1),
                 (w1, r1, b1)))
+  return cases
+
+
+def _bf16_impl(acc) -> Impl:
+  """The bf16 program's formulation: the accelerator's, or the CPU's "auto" for bfloat16."""
+  if acc.platform == "cpu":
+    return Impl(partition="sharded").resolve(backend="cpu", dtype=jnp.bfloat16)
+  return ACCEL_IMPL
+
+
+def _run_fp32(futs, args, cpu):
+  """Runs a case's compiled programs: (accelerator outputs, host outputs, build seconds by side).
+
+  With one future (a CPU-only machine) the "host" run is the same executable again, on inputs
+  put on the CPU anew, and the host side has no build of its own."""
+  (c_acc, p_acc, t_acc), *rest = [_built(f) for f in futs]
+  out = jax.device_get(c_acc(*p_acc))
+  if rest:
+    c_cpu, p_cpu, t_cpu = rest[0]
+    ref = jax.device_get(c_cpu(*p_cpu))
+  else:
+    ref, t_cpu = jax.device_get(c_acc(*jax.device_put(args, cpu))), dict.fromkeys(t_acc, 0.0)
+  return out, ref, {**_by_side(t_acc, "acc"), **_by_side(t_cpu, "cpu")}
+
+
+def _by_side(times: dict, side: str) -> dict:
+  """`times` with the side in each key, as the records store them: compile_s -> compile_s_acc."""
+  return {f"{k}_{side}": v for k, v in times.items()}
+
+
+def correctness(sec: device_report.Section, plan, models) -> tuple[dict, list[str]]:
+  """The correctness section (see the module docstring). `models` = mnv2_jax.models.
+
+  Every program (each fp32 case's, on both sides, and the bf16 one, right after its fp32
+  reference: it compiles longest) is lowered by one thread in turn and compiled by a pool of
+  `plan["compile_threads"]` (`_submit`); the results are compared in case order as they come.
+  """
+  acc, cpu = jax.devices()[0], jax.devices("cpu")[0]
+  same = acc == cpu
+  host = host_impl()
+  # A CPU-only machine runs the host formulation on both sides (the same program, compiled
+  # once): the comparison's code path runs, its numbers are trivially equal (`same_device`).
+  accel = host if acc.platform == "cpu" else ACCEL_IMPL
+  impl16 = _bf16_impl(acc)
+  nc = plan["num_classes"]
   wb, rb, bb = plan["bf16_size"]
   bf16_label = f"v2 {wb}/{rb} b{bb} linear/bottleneck"
   copts = plan.get("cpu_compiler_options")
   rows, records, ok_all = [], [], True
-  pool = concurrent.futures.ThreadPoolExecutor(max_workers=plan["compile_threads"])
-  jobs = []
-  for i, (label, cls, fields, (width, res, batch)) in enumerate(cases):
-    eval_mode = plan["eval_mode_cases"] == "all" or i == 0 or label == bf16_label
-    make = lambda impl, dtype="float32", cls=cls, fields=fields: cls(
-        num_classes=nc, dropout_rate=0.0, dtype=dtype, impl=impl, **fields)
-    args = _inputs(make(accel), res, batch, nc)
-    sides = [(acc, make(accel))] if same else [(acc, make(accel)), (cpu, make(host))]
-    jobs.append((label, make, args, eval_mode, [pool.submit(
-        _compile_job, m, args, d, nc, eval_mode, cpu_options=copts) for d, m in sides]))
-  bf16_job = None
+  pools = (concurrent.futures.ThreadPoolExecutor(max_workers=1),
+           concurrent.futures.ThreadPoolExecutor(max_workers=plan["compile_threads"]))
+  jobs, bf16_future, bf16_ref = [], None, None
+  # Inputs by (model class, size): the six variants have the same parameters (the ablations of
+  # Fig. 6 keep them), so one draw serves them all, and drawing (`jax.eval_shape` of the init)
+  # costs ~0.5 s of Python per case. A variant missing one, or with another shape, fails apply.
+  inputs = {}
   try:
-    for label, make, args, eval_mode, futs in jobs:
+    for i, (label, cls, fields, (width, res, batch)) in enumerate(_cases(plan, models)):
+      eval_mode = plan["eval_mode_cases"] == "all" or i == 0 or label == bf16_label
+      make = lambda impl, dtype="float32", cls=cls, fields=fields: cls(
+          num_classes=nc, dropout_rate=0.0, dtype=dtype, impl=impl, **fields)
+      if (cls, width, res, batch) not in inputs:
+        inputs[cls, width, res, batch] = _inputs(make(accel), res, batch, nc)
+      args = inputs[cls, width, res, batch]
+      sides = [(acc, make(accel))] if same else [(acc, make(accel)), (cpu, make(host))]
+      jobs.append((label, args, eval_mode,
+                   [_submit(pools, m, args, d, nc, eval_mode, copts) for d, m in sides]))
+      if label == bf16_label:
+        bf16_future = _submit(pools, make(impl16, "bfloat16"), args, acc, nc, True, copts,
+                              precision=None)
+    for label, args, eval_mode, futs in jobs:
       if sec.over():
         records.append({"case": label, "status": "not run (budget)"})
         ok_all = False
         continue
       try:
-        (c_acc, p_acc, t_acc), *rest = [f.result() for f in futs]
-        out = jax.device_get(c_acc(*p_acc))
-        if rest:
-          c_cpu, p_cpu, t_cpu = rest[0]
-          ref = jax.device_get(c_cpu(*p_cpu))
-        else:  # CPU-only machine: the "host" program is the same executable, same device.
-          ref, t_cpu = jax.device_get(c_acc(*jax.device_put(args, cpu))), 0.0
+        out, ref, times = _run_fp32(futs, args, cpu)
       except Exception as e:  # pylint: disable=broad-except
         records.append({"case": label, "status": "error", "error": f"{type(e).__name__}: {e}"})
         rows.append([label, "fp32 acc vs cpu", f"ERROR {type(e).__name__}", "-", "-"])
@@ -257,12 +338,11 @@ def correctness(sec: device_report.Section, plan, models) -> tuple[dict, list[st
       ok, errs = compare_outputs(out, ref, tols)
       ok_all &= ok
       records.append({"case": label, "dtype": "float32", "vs": "host cpu", "passed": ok,
-                      "eval_mode": eval_mode, "compile_s_acc": t_acc, "compile_s_cpu": t_cpu,
-                      "errors": errs})
+                      "eval_mode": eval_mode, **times, "errors": errs})
       rows.append([label, "fp32 acc vs cpu", "pass" if ok else "FAIL",
                    _worst(errs, "train"), _worst(errs, "eval") if eval_mode else "-"])
       if label == bf16_label:
-        bf16_job = (make, args, out)
+        bf16_ref = out
       if eval_mode and not any(r.get("selftest") for r in records):
         planted = dict(out, eval_grads=plant_mismatch(out["eval_grads"]))
         caught = not compare_outputs(planted, ref, tols)[0]
@@ -271,31 +351,31 @@ def correctness(sec: device_report.Section, plan, models) -> tuple[dict, list[st
         ok_all &= caught
         rows.append([label, f"self-test: {SELFTEST_PLANT:g} planted in eval_grads",
                      "detected" if caught else "NOT DETECTED", "-", "-"])
-    if bf16_job is not None and not sec.over():
-      make, args, ref = bf16_job
-      impl16 = (Impl(partition="sharded").resolve(backend="cpu", dtype=jnp.bfloat16)
-                if acc.platform == "cpu" else ACCEL_IMPL)
-      c16, p16, t16 = _compile_job(make(impl16, "bfloat16"), args, acc, nc, True,
-                                   precision=None, cpu_options=copts)
+    if bf16_ref is not None and not sec.over():
+      c16, p16, t16 = _built(bf16_future)  # An error here is the section's, as before.
       out16 = jax.device_get(c16(*p16))
-      ok, errs = compare_outputs(out16, ref, TOLERANCES["bf16"])
+      ok, errs = compare_outputs(out16, bf16_ref, TOLERANCES["bf16"])
       ok_all &= ok
       records.append({"case": bf16_label, "dtype": "bfloat16", "vs": "fp32 on the accelerator",
                       "passed": ok, "eval_mode": True, "impl": impl16.describe(),
-                      "compile_s_acc": t16, "errors": errs})
+                      **_by_side(t16, "acc"), "errors": errs})
       rows.append([bf16_label, "bf16 vs fp32 (acc)", "pass" if ok else "FAIL",
                    _worst(errs, "train"), _worst(errs, "eval")])
     else:
       records.append({"case": bf16_label + " bf16", "status": "not run (budget or error)"})
       ok_all = False
   finally:
-    pool.shutdown(wait=False, cancel_futures=True)
+    for pool in pools:
+      pool.shutdown(wait=False, cancel_futures=True)
+  host_program = (SAME_DEVICE_NOTE if same else
+                  "compiled separately for the host, in the host formulation")
   result = {"status": "passed" if ok_all else "failed", "same_device": same,
-            "accelerator": str(acc), "host": str(cpu), "accelerator_impl": accel.describe(),
-            "host_impl": host.describe(), "matmul_precision": "highest",
-            "cpu_compiler_options": copts, "tolerances": TOLERANCES, "cases": records}
+            "host_program": host_program, "accelerator": str(acc), "host": str(cpu),
+            "accelerator_impl": accel.describe(), "host_impl": host.describe(),
+            "matmul_precision": "highest", "cpu_compiler_options": copts,
+            "tolerances": TOLERANCES, "cases": records}
   md = [f"Accelerator `{acc}` ({accel.describe()}) vs host `{cpu}` ({host.describe()})" +
-        (" (the same device: CPU-only machine)" if same else "") +
+        (f" (the same device: {host_program})" if same else "") +
         "; fp32 at matmul precision highest. Errors: rel-L2 / max|diff| over max|ref| (worst "
         "output of each mode).", "",
         *device_report.md_table(["case", "comparison", "result", "train (worst)",
@@ -350,6 +430,28 @@ def synthetic_stream(num_batches: int, batch: int, resolution: int, num_classes:
   return out
 
 
+def _initial_state(model, tx, resolution: int, copts: dict | None):
+  """`train_state.create`'s state, with the variables drawn by numpy (`numpy_variables`).
+
+  `train_state.create`'s jitted `model.init` is a 5-15 s XLA:CPU compilation on a small box.
+  The optimizer state and the EMA's copies of the variables (own buffers: the step donates the
+  state) come from one small jitted program compiled with `copts`: eager `tx.init` and
+  `jnp.copy` compile one program per parameter shape (~1.5 s together on a 2-core box).
+  """
+  from mnv2_jax import train_state  # pylint: disable=g-import-not-at-top
+  variables = jax.device_put(numpy_variables(model, resolution))
+
+  def derived(v):
+    return tx.init(v["params"]), jax.tree.map(jnp.copy, v)
+
+  opt_state, ema = jax.jit(derived).lower(variables).compile(copts)(variables)
+  return train_state.TrainState(
+      step=jnp.zeros((), jnp.int32), params=variables["params"],
+      batch_stats=variables["batch_stats"], opt_state=opt_state, ema_params=ema["params"],
+      ema_batch_stats=ema["batch_stats"],
+      rng=jax.random.key_data(jax.random.fold_in(jax.random.key(0), 1)))
+
+
 def smoke(sec: device_report.Section, plan, models) -> tuple[dict, list[str]]:
   from mnv2_jax import optim, steps, train_state  # pylint: disable=g-import-not-at-top
   p = plan["smoke"]
@@ -359,23 +461,15 @@ def smoke(sec: device_report.Section, plan, models) -> tuple[dict, list[str]]:
   steps_per_epoch = max(1, 1_281_167 // p["batch"])  # ImageNet's epoch at this batch.
   tx, schedule = optim.make_optimizer(cfg, steps_per_epoch=steps_per_epoch,
                                       global_batch_size=p["batch"], total_steps=p["steps"])
+  copts = plan.get("cpu_compiler_options") if jax.default_backend() == "cpu" else None
   t0 = time.perf_counter()
-  # `train_state.create`'s state, with the variables drawn by numpy (`numpy_variables`): its
-  # jitted init is a 5-15 s XLA:CPU compilation on a small box; the step is the real one.
-  variables = jax.device_put(numpy_variables(model, p["resolution"]))
-  params, batch_stats = variables["params"], variables["batch_stats"]
-  state = train_state.TrainState(
-      step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-      opt_state=jax.jit(tx.init)(params), ema_params=jax.tree.map(jnp.copy, params),
-      ema_batch_stats=jax.tree.map(jnp.copy, batch_stats),  # Own buffers: the state is donated.
-      rng=jax.random.key_data(jax.random.fold_in(jax.random.key(0), 1)))
+  state = _initial_state(model, tx, p["resolution"], copts)
   step = jax.jit(steps.make_train_step(model, tx, schedule, num_classes=p["num_classes"],
                                        label_smoothing=cfg.label_smoothing,
                                        ema_decay=cfg.ema_decay), donate_argnums=(0,))
   stream = [jax.device_put(b) for b in synthetic_stream(
       p["stream_batches"], p["batch"], p["resolution"], p["num_classes"])]
-  compiled = step.lower(state, stream[0]).compile(
-      plan.get("cpu_compiler_options") if jax.default_backend() == "cpu" else None)
+  compiled = step.lower(state, stream[0]).compile(copts)
   compile_s = time.perf_counter() - t0
   loss_hist, gn_hist, done = [], [], 0
   t1 = time.perf_counter()

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import bench, common, depthwise_micro, device_report
+from benchmarks import bench, common, depthwise_micro, device_correctness, device_report
 
 # Training img/s expected of a good implementation (reference performance.md, sec. 5),
 # MobileNetV2 1.0/224, batch 256, bf16; and the aim against torch.compile.
@@ -102,22 +102,27 @@ def throughput(sec: device_report.Section, plan, models) -> tuple[dict, list[str
   have_torch, torch_note = torch_available()
   args = argparse.Namespace(model="mobilenet_v2", width=p["width"], resolution=p["resolution"],
                             batch=p["batch"], num_classes=1000, dtype=p["dtype"])
+  torch_threads = p["torch_threads"] or common.usable_cpus()
   if have_torch:
     import torch  # pylint: disable=g-import-not-at-top
-    torch.set_num_threads(common.usable_cpus())
+    torch.set_num_threads(torch_threads)
   from mnv2_jax import train_state  # pylint: disable=g-import-not-at-top
   model = train_state.resolve_impl(models.MobileNetV2(
       width_multiplier=p["width"], num_classes=1000, dtype=p["dtype"]))
   copts = plan.get("cpu_compiler_options") if jax.default_backend() == "cpu" else None
   records, rows, skipped = [], [], []
   kind = jax.devices()[0].device_kind
+  # Drawn by numpy (no compilation): the jitted `model.init` is the largest XLA:CPU program
+  # after the step itself (~10-20 s per mode on a 2-core box), and the values do not matter.
+  variables = device_correctness.numpy_variables(model, p["resolution"])
   for mode in p["modes"]:
     fns, meta = {}, {}
     if mode == "train":
       fn, m = bench.make_jax_train(model, p["batch"], p["resolution"], 1000,
-                                   compiler_options=copts)
+                                   compiler_options=copts, variables=variables)
     else:
-      fn, m = bench.make_jax_infer(model, p["batch"], p["resolution"], compiler_options=copts)
+      fn, m = bench.make_jax_infer(model, p["batch"], p["resolution"], compiler_options=copts,
+                                   variables=variables)
     m.update(_jax_mem(fn.compiled))
     fns["jax"], meta["jax"] = fn, m
     for label, backend in p["torch_variants"]:
@@ -161,9 +166,11 @@ def throughput(sec: device_report.Section, plan, models) -> tuple[dict, list[str
   missing_torch = not have_torch
   status = "torch missing" if missing_torch else ("partial" if skipped else "measured")
   result = {"status": status, "records": records, "skipped": skipped, "verdict": verdict,
-            "torch": torch_note, "impl": model.impl.describe(), **p}
+            "torch": torch_note, "impl": model.impl.describe(), **p,
+            "torch_threads": torch_threads}
   md = [f"MobileNetV2 {p['width']}/{p['resolution']}, batch {p['batch']}, {p['dtype']}; JAX "
-        f"({model.impl.describe()}) vs PyTorch channels_last + autocast; alternating, "
+        f"({model.impl.describe()}) vs PyTorch channels_last + autocast ({torch_threads} "
+        f"thread{'s' if torch_threads > 1 else ''}); alternating, "
         f"{p['warmup']} warm-up, {p['repeats']} repeats x {p['steps']} steps; ratio = reference "
         f"median step time / this one (reference: torch.compile where run).", "",
         *device_report.md_table(["mode", "variant", "img/s (median)", "range", "ms/step",
