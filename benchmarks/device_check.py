@@ -1,9 +1,9 @@
 """One prepared device check: correctness, training smoke, throughput and depthwise timings.
 
     python -m benchmarks.device_check --out DIR            # on the GPU machine (5-6.5 min)
-    python -m benchmarks.device_check --tiny --out DIR     # CPU, tiny sizes (CI): 76 s on the
-                                                           # shared 2-core box nearly idle,
-                                                           # 133 s at load 4-5 (2026-12-01)
+    python -m benchmarks.device_check --tiny --out DIR     # CPU, tiny sizes (CI): 46 s on the
+                                                           # 2-core box idle, 76 s beside
+                                                           # other runs, 133 s at load 4-5
 
 Sections, in order of value, each with its own time budget (checked between units of work; a
 unit already started, such as a compilation, finishes):

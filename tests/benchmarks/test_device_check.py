@@ -53,8 +53,8 @@ def tiny_run(tmp_path_factory):
   return proc, doc, out, wall
 
 
-# The module's tiny run (a fixture) is paid by its first test: ~80 s on the 2-core box nearly
-# idle, ~115 s at load 4-5, with a cold compile cache (benchmarks/RESULTS.md, "Running on a
+# The module's tiny run (a fixture) is paid by its first test: ~48 s on the 2-core box idle,
+# ~80 s beside other runs, ~115 s at load 4-5, with a cold compile cache (benchmarks/RESULTS.md, "Running on a
 # GPU"); the others read its output.
 @pytest.mark.slow(seconds=120)
 def test_tiny_run_passes_with_tensorflow_blocked(tiny_run):
