@@ -7,8 +7,9 @@ login; never raises). Logged keys: ``results/runs``, ``results/aggregate``, ``re
 (``wandb.plot.line``, one stroke per variant and operating point), ``results/frontier``
 (``wandb.Table`` of Fig. 5's points, mean/std over seeds, each marked on or off its series'
 Pareto frontier) with ``results/frontier_chart`` (``wandb.plot.line`` of the frontier points,
-one stroke per series), and ``plots/<figure>`` (``wandb.Image`` of each PNG); the summary holds
-the delta sentences.
+one stroke per series), ``results/claims`` (``wandb.Table`` of the paper's claims and verdicts,
+`mnv2_jax.results.claims_table.log_claims`) and ``plots/<figure>`` (``wandb.Image`` of each
+PNG); the summary holds the delta sentences and the claims' verdicts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mnv2_jax.logging import WandbWriter
 from mnv2_jax.plots import cli as plots_cli
 from mnv2_jax.plots import fig5
 from mnv2_jax.plots import fig6
+from mnv2_jax.results import claims_table
 from mnv2_jax.results import collect
 
 
@@ -52,7 +54,7 @@ def curve_rows(records: Sequence[collect.RunRecord]) -> list[list[Any]]:
 
 def log_report(records: Sequence[collect.RunRecord], runs, aggregate, deltas, *, out: str,
                mode: str = "auto", metric: str = "final", project: str = "mnv2_jax",
-               group: str | None = None) -> str | None:
+               group: str | None = None, claims: Sequence[Any] = ()) -> str | None:
   """Logs the report run under ``out``; returns its local run dir (None if W&B is off)."""
   group = group or _group(records, out)
   writer = WandbWriter(out, mode=mode, project=project, group=group, job_type="report",
@@ -61,6 +63,7 @@ def log_report(records: Sequence[collect.RunRecord], runs, aggregate, deltas, *,
   for key, rows in (("runs", runs), ("aggregate", aggregate), ("deltas", deltas)):
     if rows:
       writer.log_table(f"results/{key}", *_table(rows))
+  claims_table.log_claims(writer, claims)
   points = [[r.madds / 1e6, 100 * r.metric(metric), r.variant, r.width, r.resolution, r.seed]
             for r in records
             if r.status == run_record.FINISHED and r.madds and r.metric(metric) is not None]

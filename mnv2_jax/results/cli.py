@@ -3,12 +3,17 @@
     mnv2-results runs/sweeps/fig6a_nonlinearity+fig6b_shortcut.digits
     mnv2-results SWEEP_DIR --out results/ --metric best
     mnv2-results SWEEP_DIR --baseline shortcut=expansion   # deltas against another baseline
+    mnv2-results SWEEP_DIR [SWEEP_DIR ...] --claims        # + claims.md: the paper's claims
 
 `mnv2-report` writes these tables, the plots and a W&B report run in one go.
 
 Writes ``runs``, ``aggregate`` and ``deltas`` as ``.csv`` and ``.md`` plus ``report.md``
 (all tables and the delta sentences) into ``--out`` (default ``SWEEP_DIR/results``), and prints
-``report.md``. Exit code 1 if the sweep dir holds no runs.
+``report.md``. Several sweep dirs are read together (their runs pooled; outputs default to
+the first one's ``results``). With ``--claims``, also ``claims.md``/``.csv``/``.json``: the
+paper's ablation claims with the paper's effect, our statistic, CI, n and a verdict
+(`mnv2_jax.results.claims`), logged to W&B too unless ``--wandb_mode=disabled`` (the default
+here; `mnv2-report` logs them into its report run). Exit code 1 if the sweep dirs hold no runs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import sys
 from collections.abc import Sequence
 
 from mnv2_jax import ablations
+from mnv2_jax.results import claims as claims_lib
+from mnv2_jax.results import claims_table
 from mnv2_jax.results import collect
 from mnv2_jax.results import stats
 from mnv2_jax.results import tables
@@ -26,8 +33,8 @@ from mnv2_jax.results import tables
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   p = argparse.ArgumentParser(prog="mnv2-results", description=__doc__.split("\n\n")[0])
-  p.add_argument("sweep_dir")
-  p.add_argument("--out", default=None, help="output dir (default SWEEP_DIR/results)")
+  p.add_argument("sweep_dir", nargs="+", help="one or more sweep dirs, read together")
+  p.add_argument("--out", default=None, help="output dir (default: first SWEEP_DIR/results)")
   p.add_argument("--metric", choices=("final", "best"), default="final",
                  help="which top-1 the aggregates and deltas use")
   p.add_argument("--baseline", default="", type=parse_baseline,
@@ -36,6 +43,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   p.add_argument("--confidence", type=float, default=stats.DEFAULT_CONFIDENCE)
   p.add_argument("--bootstrap", type=int, default=stats.DEFAULT_BOOTSTRAP,
                  help="bootstrap resamples (fixed RNG seed 0)")
+  p.add_argument("--claims", action="store_true",
+                 help="also write claims.md/.csv/.json: the paper's claims and verdicts")
+  p.add_argument("--margin", type=float, default=claims_lib.DEFAULT_MARGIN,
+                 help="equivalence margin (points) of the expansion-rate claim")
+  p.add_argument("--wandb_mode", default="disabled",
+                 help="with --claims: log them to a W&B run (auto|online|offline|disabled)")
   return p.parse_args(list(argv))
 
 
@@ -91,22 +104,58 @@ def write_outputs(out: str, runs, aggregate, deltas, report: str) -> list[str]:
   return paths + [path]
 
 
+def manifest_preset(sweep_dirs: Sequence[str]) -> str | None:
+  """The preset the sweep dirs were launched with (sweep.json), if they agree on one."""
+  found = {collect.read_manifest(d).get("preset") for d in sweep_dirs} - {None}
+  return found.pop() if len(found) == 1 else None
+
+
+def build_claims(records, sweep_dirs: Sequence[str], metric: str, margin: float,
+                 confidence: float, n_boot: int) -> list[claims_lib.Claim]:
+  return claims_lib.claims(records, metric, margin=margin, confidence=confidence,
+                           n_boot=n_boot, preset=manifest_preset(sweep_dirs))
+
+
+def log_claims(out: str, claims, records, mode: str) -> str | None:
+  """A W&B run (job_type "report") holding the claims; returns its local run dir."""
+  from mnv2_jax.logging import WandbWriter  # pylint: disable=g-import-not-at-top
+  groups = sorted({r.group for r in records if r.group})
+  group = groups[0] if len(groups) == 1 else os.path.basename(os.path.abspath(out))
+  writer = WandbWriter(out, mode=mode, project="mnv2_jax", group=group, job_type="report",
+                       name=f"{group}-claims", tags=["report", "claims"],
+                       config={"runs": len(records)})
+  claims_table.log_claims(writer, claims)
+  run_dir = writer.run_dir
+  writer.close()
+  return run_dir
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
-  try:
-    records = collect.collect(args.sweep_dir)
-  except FileNotFoundError as e:
-    print(f"mnv2-results: {e}", file=sys.stderr)
-    return 1
+  records = []
+  for sweep_dir in args.sweep_dir:
+    try:
+      records += collect.collect(sweep_dir)
+    except FileNotFoundError as e:
+      print(f"mnv2-results: {e}", file=sys.stderr)
+      return 1
   if not records:
-    print(f"mnv2-results: no runs under {args.sweep_dir}", file=sys.stderr)
+    print(f"mnv2-results: no runs under {' '.join(args.sweep_dir)}", file=sys.stderr)
     return 1
   runs, aggregate, deltas = build(records, args.metric, args.baseline, args.confidence,
                                   args.bootstrap)
-  report = report_markdown(args.sweep_dir, runs, aggregate, deltas, args.metric)
-  out = args.out or os.path.join(args.sweep_dir, "results")
+  report = report_markdown(" + ".join(args.sweep_dir), runs, aggregate, deltas, args.metric)
+  out = args.out or os.path.join(args.sweep_dir[0], "results")
   write_outputs(out, runs, aggregate, deltas, report)
   print(report)
+  if args.claims:
+    claims = build_claims(records, args.sweep_dir, args.metric, args.margin, args.confidence,
+                          args.bootstrap)
+    claims_table.write(out, claims, args.sweep_dir, args.metric, args.margin)
+    print(claims_table.to_markdown(claims, args.sweep_dir, args.metric, args.margin))
+    if args.wandb_mode != "disabled":
+      print(f"# W&B claims run: {log_claims(out, claims, records, args.wandb_mode)}",
+            file=sys.stderr)
   return 0
 
 

@@ -82,6 +82,14 @@ def test_wandb_report_run(tmp_path):
   assert any(k.startswith("results/frontier_chart") for k in keys)
   assert os.path.exists(str(sweep / "plots" / "fig5.png"))
   assert os.path.exists(str(sweep / "results" / "report.md"))
+  claims_md = (sweep / "results" / "claims.md").read_text(encoding="utf-8")
+  assert "- Linear bottleneck > ReLU6 in bottleneck: unresolved" in claims_md  # 2 seeds, wide CI
+  columns, data = _logged_table(run, "results/claims")
+  verdicts = {r[columns.index("claim")]: r[columns.index("verdict")] for r in data
+              if r[columns.index("scope")] == "pooled"}
+  assert verdicts["Linear bottleneck > ReLU6 in bottleneck"] == "unresolved"
+  assert verdicts["V2 above V1 at equal MAdds"] == "not run"
+  assert run["summary"]["claim_verdicts"] == verdicts
   assert run["summary"]["runs"] == 4
   (sentence,) = run["summary"]["comparisons"]
   assert sentence.startswith("bottleneck_activation=relu6 is 1.50 ± ")
