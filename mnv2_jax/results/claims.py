@@ -148,9 +148,15 @@ def _fill(c: Claim, values: Sequence[float], confidence: float, n_boot: int,
   return c
 
 
-def _scope(g: grouping.Group, extra: str = "") -> str:
+def _varying(groups: Sequence[grouping.Group]) -> list[str]:
+  return grouping.varying_settings([r for g in groups for r in g.runs])
+
+
+def _scope(g: grouping.Group, extra: str = "", varying: Sequence[str] = ()) -> str:
+  """"w0.35 r32 sklearn_digits <extra> base_lr=0.1" (settings only where they vary)."""
   r = g.first
-  return " ".join(x for x in (f"w{r.width:g} r{r.resolution}", r.dataset or "", extra) if x)
+  return " ".join(x for x in (f"w{r.width:g} r{r.resolution}", r.dataset or "", extra,
+                              g.settings_text(varying)) if x)
 
 
 def _context(g: grouping.Group, field: str) -> str:
@@ -188,6 +194,7 @@ def contrast_claims(groups: Sequence[grouping.Group], metric: str, path: str, be
   name = f"{axis.value_label(better)} > {axis.value_label(worse)}"
   stat = f"{axis.field}: {better} - {worse}, paired per seed (points)"
   by_key = {g.key: g for g in groups}
+  varying = _varying(groups)
   per_point: dict[str, dict[int, float]] = {}
   rows = []
   for g in groups:
@@ -198,7 +205,7 @@ def contrast_claims(groups: Sequence[grouping.Group], metric: str, path: str, be
                                          n_boot)
     if not delta:
       continue
-    scope = _scope(g, _context(g, axis.field))
+    scope = _scope(g, _context(g, axis.field), varying)
     per_point[scope] = dict(zip(delta.seeds, delta.deltas))
     rows.append(_fill(Claim(name, scope, effect, source, stat), delta.deltas, confidence,
                       n_boot))
@@ -232,6 +239,7 @@ def expansion_claims(groups: Sequence[grouping.Group], metric: str, margin: floa
   name = f"expansion rates {lo_t:g}-{hi_t:g} equivalent (±{margin:g} points)"
   stat = f"t - {base_t:g}, paired per seed, each t in [{lo_t:g}, {hi_t:g}]"
   rows, summaries = [], []
+  varying = _varying(groups)
   families = _expansion_families(groups)
   for family in families.values():
     for by_t in family.values():
@@ -242,8 +250,8 @@ def expansion_claims(groups: Sequence[grouping.Group], metric: str, margin: floa
                                    n_boot)
         if delta is None:
           continue
-        c = _fill(Claim(name, _scope(by_t[t], f"t{t:g}"), effect, source, stat), delta.deltas,
-                  confidence, n_boot)
+        scope = _scope(by_t[t], f"t{t:g}", varying)
+        c = _fill(Claim(name, scope, effect, source, stat), delta.deltas, confidence, n_boot)
         c.verdict, c.reason = equivalence_verdict([delta.summary], margin)
         rows.append(c)
         summaries.append(delta.summary)
@@ -257,7 +265,7 @@ def expansion_claims(groups: Sequence[grouping.Group], metric: str, margin: floa
     pooled.estimate = max(bounds) if bounds else None
     pooled.verdict, pooled.reason = equivalence_verdict(summaries, margin)
     out = [pooled] + rows
-  return out + small_t_claims(families, metric, confidence, n_boot, preset)
+  return out + small_t_claims(families, metric, confidence, n_boot, preset, varying)
 
 
 def _slope(by_t: dict[float, float]) -> float:
@@ -266,7 +274,7 @@ def _slope(by_t: dict[float, float]) -> float:
 
 
 def small_t_claims(families, metric: str, confidence: float, n_boot: int,
-                   preset: str | None) -> list[Claim]:
+                   preset: str | None, varying: Sequence[str] = ()) -> list[Claim]:
   """slope(largest width) - slope(smallest width) of top-1 vs log2(t), per seed."""
   effect, source = PAPER["small_t"]
   name = "smaller nets prefer smaller t"
@@ -287,7 +295,8 @@ def small_t_claims(families, metric: str, confidence: float, n_boot: int,
              - _slope({t: small[t].per_seed(metric)[s] for t in rates}) for s in sorted(seeds)]
     g = small[rates[0]]
     scope = (f"w{points[0][0]:g} r{points[0][1]} vs w{points[-1][0]:g} r{points[-1][1]} "
-             f"{g.first.dataset or ''} t={','.join(f'{t:g}' for t in rates)}").strip()
+             f"{g.first.dataset or ''} t={','.join(f'{t:g}' for t in rates)} "
+             f"{g.settings_text(varying)}").strip()
     rows.append(_fill(Claim(name, scope, effect, source, stat), diffs, confidence, n_boot))
   if not rows:
     return [_not_run(Claim(name, "pooled", effect, source, stat), STUDIES[EXPANSION], preset)]
@@ -321,6 +330,7 @@ def v1_v2_claims(groups: Sequence[grouping.Group], metric: str, confidence: floa
       fams[(point[1], settings)]["v1" if g.first.model == V1 else "v2"].append(g)
   per_point: dict[str, dict[int, float]] = {}
   rows, excluded = [], []
+  varying = _varying(groups)
   for fam in fams.values():
     frontiers = {}
     for seed in {s for g in fam["v2"] for s in g.per_seed(metric)}:
@@ -333,7 +343,7 @@ def v1_v2_claims(groups: Sequence[grouping.Group], metric: str, confidence: floa
         v2 = interpolate_log(frontiers[seed], g.first.madds) if seed in frontiers else None
         if v2 is not None:
           deltas[seed] = v2 - v1
-      scope = _scope(g, f"V1 @{g.first.madds / 1e6:.3g}M")
+      scope = _scope(g, f"V1 @{g.first.madds / 1e6:.3g}M", varying)
       if not deltas:
         excluded.append(scope)
         continue

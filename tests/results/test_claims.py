@@ -83,6 +83,22 @@ def test_pooling_is_per_seed_mean_over_points(tmp_path):
   assert (pooled.ci_lo, pooled.ci_hi) == pytest.approx(stats.summarize([0.5, 0.5, 0.7]).ci)
 
 
+def test_runs_differing_in_a_setting_are_separate_rows(tmp_path):
+  """Two learning rates: never paired across, each its own labelled per-point row."""
+  for lr, delta in ((0.1, 0.6), (0.2, -0.6)):
+    for s in range(3):
+      kw = dict(seed=s, config_updates={"optim.base_lr": lr})
+      _run(tmp_path, f"lin_lr{lr}_s{s}", 80 + delta + 0.1 * s, **kw)
+      _run(tmp_path, f"relu_lr{lr}_s{s}", 80, bottleneck_activation="relu6", **kw)
+  claims = _claims(tmp_path)
+  rows = {c.scope: c for c in claims if c.claim.startswith("Linear") and c.scope != "pooled"}
+  assert sorted(rows) == ["w0.35 r32 sklearn_digits bottleneck base_lr=0.1",
+                          "w0.35 r32 sklearn_digits bottleneck base_lr=0.2"]
+  assert rows["w0.35 r32 sklearn_digits bottleneck base_lr=0.1"].verdict == claims_lib.REPRODUCES
+  assert rows["w0.35 r32 sklearn_digits bottleneck base_lr=0.2"].verdict == \
+      claims_lib.CONTRADICTS
+
+
 def test_one_seed_is_unresolved_with_the_reason(tmp_path):
   _fig6a(tmp_path, (0.6,), seeds=1)
   pooled = _by(_claims(tmp_path), "Linear bottleneck > ReLU6")
