@@ -103,9 +103,11 @@ class Claim:
 
 
 def sweep_command(study: str, preset: str | None) -> str:
-  """The command that runs `study` (an experiments/ file) with 3 seeds and a report."""
-  from mnv2_jax.sweeps import presets  # pylint: disable=g-import-not-at-top
-  preset = preset or "<" + "|".join(presets.PRESETS) + ">"
+  """The command that runs `study` (an experiments/ file) with 3 seeds and a report.
+
+  Without a known preset it says `--preset=<preset>`: the names live in the sweep layer
+  (`mnv2_jax.sweeps.presets`), which results must not import (tests/test_layering.py)."""
+  preset = preset or "<preset>"
   return f"mnv2-sweep experiments/{study}.py --preset={preset} --seeds=3 --report"
 
 
