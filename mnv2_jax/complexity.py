@@ -142,3 +142,66 @@ def xla_madds(model, resolution: int, batch_size: int = 1) -> float:
   if isinstance(cost, (list, tuple)):
     cost = cost[0]
   return cost["flops"] / 2 / batch_size
+
+
+def split_inference_peak_bytes(arch: spec_lib.ArchSpec, k: int, batch_size: int = 1,
+                               bytes_per_element: int = 4, *,
+                               separate_activations: bool = False) -> int:
+  """Peak activation memory of inference with every `spec.SplitUnit` in `k` groups: the paper's
+  eq. (2), max over ops of the live tensors, under the schedule `models.split` runs.
+
+  The schedule: each unit computes, group by group, wide_i(x) -> depthwise_i -> projection_i
+  added into the accumulator (the unit's output, float32); layers outside units run whole.
+  Live during an op: its inputs and outputs plus every tensor made before it and read after it
+  (the unit's input x across its groups, the accumulator, a saved shortcut source), as in the
+  paper's general M(G) with that schedule. Ops have no internal storage (|op| = 0). The
+  network's input image counts; k = 1 is the unsplit schedule.
+
+  `separate_activations=False` is the paper's accounting: a conv's batch norm and activation
+  are applied in place. `True` counts them as an op of their own whose output sits beside the
+  conv's, which is what XLA:CPU's buffer assignment does (measured: the 1x1 conv's output and
+  its batch-norm + ReLU6 output are two buffers), so it is the figure `temp_size_in_bytes`
+  can be compared with (`benchmarks/inference_split.py`).
+  """
+  units = {u.project.path: u for u in spec_lib.split_units(arch)}
+  inside = {p for u in units.values() for p in (u.wide.path, u.depthwise.path)}
+  into = {s.target: s.source for s in arch.shortcuts}
+  sources = {s.source for s in arch.shortcuts}
+  size = lambda side, channels: side * side * channels
+  image = size(arch.resolution, 3)
+  peak, current, unit_input, saved = image, image, image, {}
+
+  def op(*live):
+    nonlocal peak
+    peak = max(peak, sum(live))
+
+  for layer in arch.layers:
+    if layer.path in inside:
+      if layer.op != "depthwise":
+        unit_input = current
+      continue
+    held = sum(v for p, v in saved.items() if p != into.get(layer.path))
+    out = size(layer.out_size, layer.out_channels)
+    if layer.op == "dense":
+      op(held, layer.in_channels, out)  # Pooled features -> logits (pooling: below).
+      current = out
+      continue
+    if layer.path in units:
+      u = units[layer.path]
+      a = size(u.wide.out_size, u.inner_channels) // k
+      d = size(u.depthwise.out_size, u.inner_channels) // k
+      dup = a if separate_activations else 0
+      ddup = d if separate_activations else 0
+      op(held, unit_input, out, a, dup)              # wide_i (and its activation)
+      op(held, unit_input, out, a, d, ddup)          # depthwise_i
+      op(held, unit_input, out, d)                   # projection_i into the accumulator
+    else:
+      op(held, current, out, out if separate_activations else 0)
+    if layer.path in into:
+      op(held, out, saved[into[layer.path]])
+    current = out
+    if layer.path in sources:
+      saved[layer.path] = out
+    if layer.name == "conv" and layer.scope == "head":
+      op(held, out, layer.out_channels)  # Global average pooling.
+  return peak * batch_size * bytes_per_element

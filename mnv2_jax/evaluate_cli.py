@@ -41,7 +41,7 @@ def _checkpoint_variables(args, config):
   """
   info = validate.dataset_info(config.input)
   length = validate.run_length(config, info)
-  model = validate.check_model(config, info.num_classes)
+  model = with_split(validate.check_model(config, info.num_classes), args.inference_split)
   tx, _ = optim.make_optimizer(config.optim, steps_per_epoch=length.steps_per_epoch,
                                global_batch_size=config.input.global_batch_size,
                                total_steps=length.total_steps)
@@ -68,7 +68,18 @@ def _keras_variables(args):
       classifier_activation=None)
   from mnv2_jax.convert import from_keras  # pylint: disable=g-import-not-at-top
   model = MobileNetV2(width_multiplier=args.width, num_classes=1000)
-  return model, from_keras(keras_model, model)
+  return with_split(model, args.inference_split), from_keras(keras_model, model)
+
+
+def with_split(model, k: int):
+  """`model` evaluated with `inference_split=k` (memory-efficient inference, paper §5.1; the
+  variables are unchanged), or ValueError naming the flag and the allowed values."""
+  if k == 1:
+    return model
+  try:
+    return model.clone(inference_split=k)
+  except ValueError as e:
+    raise ValueError(f"--inference_split: {e}") from None
 
 
 def check_args(args) -> None:
@@ -100,6 +111,9 @@ def main(argv=None) -> int:
   p.add_argument("--data_dir", default=None)
   p.add_argument("--split", default=None, help="split to evaluate (default: the run's eval split)")
   p.add_argument("--batch_size", type=int, default=None)
+  p.add_argument("--inference_split", type=int, default=1,
+                 help="compute each inverted residual in K channel groups (paper §5.1; same "
+                      "weights, less memory; 1: standard)")
   args = p.parse_args(argv)
   if bool(args.workdir) == bool(args.keras_weights):
     p.error("give exactly one of --workdir or --keras_weights")

@@ -268,6 +268,51 @@ def mobilenet_v1_spec(width_multiplier: float = 1.0, resolution: int = 224,
                   tuple(b.layers), ())
 
 
+@dataclasses.dataclass(frozen=True)
+class SplitUnit:
+  """An inverted residual's wide part, computable in channel groups (paper §5.1, eq. (3)).
+
+  `wide` makes the inner tensor (a block's expansion conv; for the first block, which has none,
+  the stem conv), `depthwise` filters it and `project` maps it back to the thin output:
+  F(x) = sum_i (project_i o depthwise_i o wide_i)(x) over groups i of the inner channels, with the
+  projection's batch norm and activation after the sum. No shortcut may read or land on `wide`
+  or `depthwise` (their outputs never exist whole); one landing on `project` is added after.
+  """
+  wide: Layer
+  depthwise: Layer
+  project: Layer
+
+  @property
+  def inner_channels(self) -> int:
+    return self.wide.out_channels
+
+
+def split_units(arch: ArchSpec) -> tuple[SplitUnit, ...]:
+  """The `SplitUnit`s of a MobileNetV2 spec, in order (empty for MobileNetV1, which has no
+  inner tensor wider than its output).
+
+  Every block with an expansion conv is one, and so is the stem conv with the first block's
+  depthwise and projection (the treatment the paper's Table 3 caption describes: the stem runs
+  fused with the first block), unless a shortcut reads or lands inside the unit (under
+  `shortcut="expansion"` the expansion output of every residual block and of its successor is a
+  shortcut end, so only the stem unit and blocks outside those pairs qualify; the model refuses
+  to split that variant at all, see `models.split`).
+  """
+  if arch.model != "mobilenet_v2":
+    return ()
+  ends = {s.source for s in arch.shortcuts} | {s.target for s in arch.shortcuts}
+  layers = arch.layers
+  units = []
+  for i, layer in enumerate(layers[:-2]):
+    dw, proj = layers[i + 1], layers[i + 2]
+    if (layer.op == "conv" and layer.name in ("expand", "conv") and dw.op == "depthwise"
+        and proj.name == "project" and dw.scope == proj.scope
+        and (layer.scope == dw.scope or layer.scope == "stem")
+        and not {layer.path, dw.path} & ends):
+      units.append(SplitUnit(layer, dw, proj))
+  return tuple(units)
+
+
 # The architectures by config name (`config.model.name`): the one place that maps a name to
 # its spec; `models.MODELS` maps the same names to Flax modules.
 SPECS = {"mobilenet_v2": mobilenet_v2_spec, "mobilenet_v1": mobilenet_v1_spec}

@@ -125,7 +125,7 @@ def check_model(config, num_classes: int):
     model.spec(config.input.resolution)
   except ValueError as e:
     message = str(e)
-    field = message.split(" ", 1)[0]
+    field = message.split(" ", 1)[0].split("=", 1)[0]  # "field must..." or "field=value ..."
     if field in config.model:
       message = f"model.{message}"
     elif not message.startswith(("model.", "config.model")):
@@ -172,6 +172,10 @@ def check_config(config) -> CheckedRun:
   length = run_length(config, info)
   # `model.impl` resolved for this backend (raises for e.g. a native kernel off the CPU), logged.
   model = train_state.resolve_impl(check_model(config, info.num_classes))
+  if getattr(model, "inference_split", 1) != 1:
+    raise ValueError(f"model.inference_split={model.inference_split} is an inference schedule "
+                     "(paper §5.1) and cannot train: train with 1 and evaluate the checkpoint "
+                     "with it (mnv2-eval --workdir=RUN --inference_split=K)")
   parallel.check_batch_size(config.input.global_batch_size)
   parallel.check_batch_size(config.input.eval_batch_size, "input.eval_batch_size")
   return CheckedRun(info, length, model)

@@ -62,6 +62,10 @@ TRAINER_CASES = [
     ("width_negative", {"model.width_multiplier": -1.0}, ["model.width_multiplier", "positive"]),
     ("model_name", {"model.name": "resnet"}, ["model.name", "'mobilenet_v2', 'mobilenet_v1'"]),
     ("dropout_one", {"model.dropout_rate": 1.0}, ["model.dropout_rate", "[0, 1)"]),
+    ("inference_split_not_dividing", {"model.inference_split": 3},
+     ["model.inference_split=3 must divide", "allowed values: (1, 2, 4, 8, 16)"]),
+    ("inference_split_in_training", {"model.inference_split": 2},
+     ["model.inference_split=2 is an inference schedule", "train with 1"]),
     ("dtype", {"model.dtype": "float8"}, ["model.dtype", "'float32', 'bfloat16'"]),
     ("resolution_below_32", {"input.resolution": 16}, ["input.resolution", ">= 32"]),
     ("augment", {"input.augment": "mixup"}, ["input.augment", "'pad_crop'"]),
@@ -165,7 +169,10 @@ def run_dir(tmp_path):
     (["--workdir={run}", "--step=-3"], ["--step", ">= 0"]),
     (["--keras_weights=none", "--width=0"], ["--width", "> 0"]),
     (["--keras_weights=none", "--resolution=16"], ["--resolution", ">= 32"]),
-], ids=["no_config_json", "batch_zero", "step_negative", "width_zero", "resolution_16"])
+    (["--workdir={run}", "--inference_split=3"],
+     ["--inference_split: inference_split=3 must divide", "allowed values: (1, 2, 4, 8, 16)"]),
+], ids=["no_config_json", "batch_zero", "step_negative", "width_zero", "resolution_16",
+        "inference_split_3"])
 def test_eval_cli_rejects_bad_flags(tmp_path, run_dir, flags, expected):
   argv = [f.format(tmp=tmp_path, run=run_dir) for f in flags]
   with pytest.raises(ValueError) as e:

@@ -78,15 +78,22 @@ class Conv(nn.Module):
     l, num = self.layer, self.numerics
     shape = (l.kernel, l.kernel, l.in_channels // l.groups, l.out_channels)
     kernel = self.param("kernel", kernel_initializer(num.kernel_init), shape, jnp.float32)
-    x, kernel = x.astype(num.dtype), kernel.astype(num.dtype)
-    if l.op == "depthwise":
-      return dw_ops.depthwise_conv(x, kernel, l.stride, num.impl.depthwise, num.impl.partition)
-    if l.kernel == 1 and l.stride == 1:
-      return pw_ops.pointwise_conv(x, kernel[0, 0], num.impl.pointwise)
-    pads = [dw_ops.same_padding(x.shape[1], l.kernel, l.stride),
-            dw_ops.same_padding(x.shape[2], l.kernel, l.stride)]
-    return lax.conv_general_dilated(x, kernel, (l.stride, l.stride), pads,
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return conv(l, num, x, kernel)
+
+
+def conv(layer: spec_lib.Layer, numerics: Numerics, x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`layer`'s convolution of `x` with `kernel` (dispatch of `Conv`, see there), in
+  `numerics.dtype`. `kernel` may hold a slice of the layer's output channels (`models.split`)."""
+  x, kernel = x.astype(numerics.dtype), kernel.astype(numerics.dtype)
+  impl = numerics.impl
+  if layer.op == "depthwise":
+    return dw_ops.depthwise_conv(x, kernel, layer.stride, impl.depthwise, impl.partition)
+  if layer.kernel == 1 and layer.stride == 1:
+    return pw_ops.pointwise_conv(x, kernel[0, 0], impl.pointwise)
+  pads = [dw_ops.same_padding(x.shape[1], layer.kernel, layer.stride),
+          dw_ops.same_padding(x.shape[2], layer.kernel, layer.stride)]
+  return lax.conv_general_dilated(x, kernel, (layer.stride, layer.stride), pads,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 class BatchNormAct(nn.Module):

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from mnv2_jax import ablations
 from mnv2_jax import spec as spec_lib
 from mnv2_jax.models import layers
+from mnv2_jax.models import split as split_lib
 from mnv2_jax.ops import impl as impl_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -59,6 +60,7 @@ class _MobileNet(nn.Module):
   bn_epsilon: float = 1e-3
   kernel_init: str = "slim"
   impl: impl_lib.Impl = impl_lib.Impl()
+  inference_split: int = 1
 
   def __post_init__(self):
     # Fail on bad fields at construction, before any tracing or compilation.
@@ -66,7 +68,7 @@ class _MobileNet(nn.Module):
     if missing:
       raise ValueError(f"{type(self).__name__} has no field for the declared axes {missing}: "
                        "an axis needs its model field and spec keyword (mnv2_jax.ablations)")
-    self.spec(224)
+    split_lib.check(self.spec(224), self.inference_split)
     _resolve_dtype(self.dtype)
     layers.kernel_initializer(self.kernel_init)
     if not isinstance(self.impl, impl_lib.Impl):
@@ -98,22 +100,64 @@ class _MobileNet(nn.Module):
     dtype = _resolve_dtype(self.dtype)
     numerics = layers.Numerics(dtype, self.bn_momentum, self.bn_epsilon, self.kernel_init,
                                self.impl.resolve(dtype=dtype))
+    if self.inference_split > 1:
+      if train:
+        raise ValueError(f"inference_split={self.inference_split} is an inference schedule "
+                         "(paper §5.1): call with train=False, or train with inference_split=1")
+      return self._split_forward(x, arch, numerics)
     sources = {s.source for s in arch.shortcuts}
     saved: dict[str, jax.Array] = {}
     for scope in arch.scopes:
       group = tuple(l for l in arch.layers if l.scope == scope)
       if group[0].op == "dense":
-        x = jnp.mean(x, axis=(1, 2))
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        x = nn.Dense(self.num_classes, dtype=numerics.dtype, param_dtype=jnp.float32,
-                     kernel_init=layers.kernel_initializer(self.kernel_init),
-                     name=scope)(x)
+        x = self._classifier(x, scope, numerics, train)
         continue
       incoming = {s.target: saved[s.source] for s in arch.shortcuts
                   if s.target.startswith(scope + "/")}
       outputs = layers.LayerGroup(group, numerics, name=scope)(x, incoming, train=train)
       saved.update({p: v for p, v in outputs.items() if p in sources})
       x = outputs[group[-1].path]
+    return x.astype(jnp.float32)
+
+  def _classifier(self, x: jax.Array, scope: str, numerics: layers.Numerics,
+                  train: bool) -> jax.Array:
+    """Global average pooling, dropout (training only) and the dense classifier."""
+    x = jnp.mean(x, axis=(1, 2))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, dtype=numerics.dtype, param_dtype=jnp.float32,
+                    kernel_init=layers.kernel_initializer(self.kernel_init), name=scope)(x)
+
+  def _split_forward(self, x: jax.Array, arch: spec_lib.ArchSpec,
+                     numerics: layers.Numerics) -> jax.Array:
+    """Inference with every `spec.SplitUnit` in `inference_split` groups (`models.split`):
+    the same variables (declared by `split.ScopeParams`) and the same shortcut rule."""
+    k = self.inference_split
+    units = {u.project.path: u for u in spec_lib.split_units(arch)}
+    inside = {p for u in units.values() for p in (u.wide.path, u.depthwise.path)}
+    sources = {s.source for s in arch.shortcuts}
+    into = {s.target: s.source for s in arch.shortcuts}
+    saved: dict[str, jax.Array] = {}
+    variables: dict[str, dict] = {}
+    unit_input = x
+    for scope in arch.scopes:
+      group = tuple(l for l in arch.layers if l.scope == scope)
+      if group[0].op == "dense":
+        x = self._classifier(x, scope, numerics, train=False)
+        continue
+      variables.update(split_lib.ScopeParams(group, numerics, name=scope)())
+      for layer in group:
+        if layer.path in inside:  # Computed with its unit's projection.
+          if layer.op != "depthwise":
+            unit_input = x
+          continue
+        if layer.path in units:
+          x = split_lib.unit_forward(units[layer.path], variables, numerics, unit_input, k)
+        else:
+          x = split_lib.layer_forward(layer, variables[layer.path], numerics, x)
+        if layer.path in into:
+          x = x + saved[into[layer.path]].astype(x.dtype)
+        if layer.path in sources:
+          saved[layer.path] = x
     return x.astype(jnp.float32)
 
 
@@ -134,6 +178,10 @@ class MobileNetV2(_MobileNet):
     impl: `mnv2_jax.ops.impl.Impl`, how the depthwise convs, batch norms and 1x1 convs are
       computed and how native calls are partitioned ("auto": per backend; CPU: native C++
       kernels, elsewhere XLA's library ops). Same parameters and function whichever runs.
+    inference_split: k > 1 computes every inverted residual's wide tensor in k channel groups
+      at inference (paper §5.1, `mnv2_jax.models.split`): same variables, same outputs up to
+      round-off, less peak memory. Must divide every inner width; not with shortcut="expansion"
+      nor in training. 1 (default): the standard forward.
   """
   NAME = "mobilenet_v2"
   # The ablation axes (mnv2_jax.ablations declares them; one field per axis of this model).

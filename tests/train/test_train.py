@@ -168,6 +168,18 @@ def test_eval_cli_reproduces_final_evaluation(finished_run, capsys):
   assert result["eval/loss"] == pytest.approx(summary["final/loss"], rel=1e-6)
 
 
+def test_eval_cli_inference_split_gives_the_same_evaluation(finished_run, capsys):
+  """A checkpoint trained without the split, evaluated with it (paper §5.1): same weights,
+  the same predictions up to float round-off."""
+  from mnv2_jax import evaluate_cli
+  workdir, summary = finished_run
+  assert evaluate_cli.main(["--workdir", workdir, "--inference_split=4"]) == 0
+  result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert result["eval/count"] == 360
+  assert abs(result["eval/top1"] - summary["final/top1"]) <= 1 / 360 + 1e-9
+  assert result["eval/loss"] == pytest.approx(summary["final/loss"], rel=1e-4)
+
+
 def test_eval_cli_keras_weights_path(capsys):
   import keras  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   # keras is a pinned dependency (pyproject.toml): without it this test errors, never skips.
