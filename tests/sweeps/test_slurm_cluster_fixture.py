@@ -31,19 +31,29 @@ def test_srun_starts_a_jax_distributed_job(slurm_cluster):
   assert res.stdout.split() == ["2", "2"], res
 
 
+def _wait_for_text(path, text: str, timeout: float) -> None:
+  """Waits until file `path` exists and contains `text` (then returns), or `timeout` s."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if path.exists() and text in path.read_text():
+      return
+    time.sleep(0.1)
+
+
 def test_requeued_job_runs_again_within_seconds(slurm_cluster, tmp_path):
   out = tmp_path / "out"
   job = slurm_cluster.sbatch(
       "--requeue", f"--output={out}", "--open-mode=append",
       "--wrap=echo restart=${SLURM_RESTART_COUNT:-0}; exec sleep 60")
   slurm_cluster.wait_state(job, "RUNNING", timeout=30)
+  # RUNNING in slurmctld can come before the batch script's first line has run: requeueing
+  # then would kill it before it wrote "restart=0" (seen once in CI). Wait for the line.
+  _wait_for_text(out, "restart=0", timeout=20)
   slurm_cluster.run(["scontrol", "requeue", job])
   # ~7 s here: held cred_expire (5 s) + 1 s in PENDING (BeginTime), then the next 1 s pass.
   info = slurm_cluster.wait_state(job, "RUNNING", timeout=20)[job]
   assert info.restarts == 1
-  deadline = time.monotonic() + 10
-  while "restart=1" not in out.read_text() and time.monotonic() < deadline:
-    time.sleep(0.1)
+  _wait_for_text(out, "restart=1", timeout=10)
   slurm_cluster.run(["scancel", job])
   assert slurm_cluster.wait_job(job, timeout=20)[job].state == "CANCELLED"
   # (The output also has slurmstepd's "*** JOB <id> ... CANCELLED ... DUE TO JOB REQUEUE ***".)
