@@ -2,8 +2,8 @@
 
 One **claim** per statement of the paper, each with the paper's effect size where the reference
 (shared/reference/mobilenet_v2.md) gives one, our statistic with its interval and n, and a
-verdict. Axis names, values and baselines come from `mnv2_jax.ablations`; studies and presets
-from ``experiments/`` and `mnv2_jax.sweeps.presets`. Accuracies are top-1 in percent, deltas in
+verdict. Axis names, values and baselines come from `mnv2_jax.ablations`; studies from
+``experiments/``, and the preset of a "not run" command from the sweep's ``sweep.json``. Accuracies are top-1 in percent, deltas in
 points; intervals are Student-t (`stats.summarize`, the wider and more honest of the two with
 2-3 seeds), the percentile bootstrap (`stats.bootstrap_ci`) is reported beside them.
 
