@@ -155,7 +155,7 @@ def dataset_info(input_cfg) -> data.DatasetInfo:
     hint = next((line.strip() for line in str(e).splitlines() if "Did you mean" in line), "")
     raise ValueError(
         f"input.dataset={input_cfg.dataset!r} is not a registered TFDS dataset; allowed: "
-        f"'sklearn_digits', 'synthetic' or a name from `tfds.list_builders()` (e.g. "
+        f"'sklearn_digits', 'fashion_mnist_local', 'synthetic' or a name from `tfds.list_builders()` (e.g. "
         f"'imagenet2012', 'cifar10', 'imagenette/160px-v2'). {hint}".rstrip()) from None
 
 

@@ -5,11 +5,13 @@ Public API (used by the trainer):
   make_eval_iterator(cfg, ...), make_eval_batches(cfg, ...) (re-iterable: `EvalBatches`),
   prepare(cfg), normalize(images, dtype).
 
-Importing this package registers the offline `sklearn_digits` TFDS builder and
+Importing this package registers the offline `sklearn_digits` and `fashion_mnist_local` TFDS
+builders and
 does not import TensorFlow (tf.data is imported lazily on first use).
 """
 
 from mnv2_jax.data import digits  # Registers `sklearn_digits` with TFDS.
+from mnv2_jax.data import fashion_mnist  # Registers `fashion_mnist_local`.
 from mnv2_jax.data.datasets import DatasetNotPreparedError
 from mnv2_jax.data.normalize import normalize
 from mnv2_jax.data.pipeline import dataset_info

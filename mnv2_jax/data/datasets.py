@@ -3,6 +3,8 @@
 Policy (big_vision's, not scenic's): nothing is downloaded implicitly. The
 only builders prepared automatically are the offline ones:
   * `sklearn_digits` (ships inside scikit-learn; prepared on first use);
+  * `fashion_mnist_local` (local IDX files: Debian's `dataset-fashion-mnist` or
+    `config.input.manual_dir`; prepared on first use);
   * `imagenet2012` from a manual download, but only when `prepare(cfg)` is
     called explicitly.
 Everything else must be prepared by the user with `tfds build`.
@@ -24,12 +26,17 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mnv2_jax.data import digits
+from mnv2_jax.data import fashion_mnist
 from mnv2_jax.data import options as options_lib
 from mnv2_jax.data import publish
 
 ARRAY_RECORD = "array_record"
 _IMAGENET = "imagenet2012"
 _IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+
+
+# Prepared on first use: they need no network.
+_OFFLINE = (digits.SklearnDigits.name, fashion_mnist.FashionMnistLocal.name)
 
 
 class DatasetNotPreparedError(RuntimeError):
@@ -87,6 +94,13 @@ def prepare(opts: options_lib.InputOptions) -> None:
   name = _base_name(opts.dataset)
   if name == digits.SklearnDigits.name:
     download_config = None
+  elif name == fashion_mnist.FashionMnistLocal.name:
+    source_dir = opts.manual_dir or fashion_mnist.DEFAULT_DIR
+    if fashion_mnist.missing_files(source_dir):
+      raise DatasetNotPreparedError(
+          f"Missing {fashion_mnist.missing_files(source_dir)} in {source_dir!r}. "
+          + fashion_mnist.instructions(source_dir))
+    download_config = tfds.download.DownloadConfig(manual_dir=source_dir)
   elif name == _IMAGENET:
     manual_dir = os.fspath(_manual_dir(opts, builder))
     # tfds 4.9.10 reads the val tar's file list even when building only the
@@ -131,7 +145,7 @@ def get_builder(opts: options_lib.InputOptions):
   """
   builder = _builder(opts)
   if not builder.is_prepared():
-    if _base_name(opts.dataset) == digits.SklearnDigits.name:
+    if _base_name(opts.dataset) in _OFFLINE:
       prepare(opts)
       builder = _builder(opts)
     elif _base_name(opts.dataset) == _IMAGENET:

@@ -20,8 +20,9 @@ class InputOptions:
     dataset: TFDS name (optionally "name/config" or "name:version"), or
       "synthetic".
     data_dir: TFDS data directory; None = TFDS default (~/tensorflow_datasets).
-    manual_dir: directory holding manual downloads (imagenet2012 tars); None =
-      `<data_dir>/downloads/manual`.
+    manual_dir: directory holding manual downloads (imagenet2012 tars; the Fashion-MNIST
+      IDX files of `fashion_mnist_local`); None = `<data_dir>/downloads/manual`
+      (fashion_mnist_local: Debian's /usr/share/datasets/fashion-mnist).
     train_split: TFDS split read for training.
     eval_split: TFDS split read for evaluation.
     resolution: output height = width, pixels.
