@@ -75,10 +75,14 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    l, num = self.layer, self.numerics
-    shape = (l.kernel, l.kernel, l.in_channels // l.groups, l.out_channels)
-    kernel = self.param("kernel", kernel_initializer(num.kernel_init), shape, jnp.float32)
-    return conv(l, num, x, kernel)
+    return conv(self.layer, self.numerics, x, conv_kernel(self, self.layer, self.numerics))
+
+
+def conv_kernel(module: nn.Module, layer: spec_lib.Layer, numerics: Numerics) -> jax.Array:
+  """Declares `layer`'s kernel in `module` (name, shape and initialiser of the layout above):
+  `Conv`'s, and `models.split`'s, which must declare the same variables."""
+  shape = (layer.kernel, layer.kernel, layer.in_channels // layer.groups, layer.out_channels)
+  return module.param("kernel", kernel_initializer(numerics.kernel_init), shape, jnp.float32)
 
 
 def conv(layer: spec_lib.Layer, numerics: Numerics, x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -115,11 +119,7 @@ class BatchNormAct(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    c = x.shape[-1]
-    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
-    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+    scale, bias, ra_mean, ra_var = bn_variables(self, x.shape[-1])
     x = x.astype(self.dtype)
     if not train:
       return bn_ops.inference_act(x, ra_mean.value, ra_var.value, scale, bias, self.epsilon,
@@ -131,6 +131,16 @@ class BatchNormAct(nn.Module):
       ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
       ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
     return y
+
+
+def bn_variables(module: nn.Module, channels: int):
+  """Declares `BatchNormAct`'s variables in `module`: (scale, bias) params and the (mean, var)
+  `batch_stats` variables (flax Variables: `.value`). Also `models.split`'s declaration."""
+  c = channels
+  return (module.param("scale", nn.initializers.ones, (c,), jnp.float32),
+          module.param("bias", nn.initializers.zeros, (c,), jnp.float32),
+          module.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32)),
+          module.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32)))
 
 
 def _sow_moments(module: nn.Module, mean: jax.Array, var: jax.Array) -> None:

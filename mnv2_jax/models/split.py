@@ -76,10 +76,7 @@ class _ConvParams(nn.Module):
 
   @nn.compact
   def __call__(self) -> jax.Array:
-    l = self.layer
-    shape = (l.kernel, l.kernel, l.in_channels // l.groups, l.out_channels)
-    return self.param("kernel", layers.kernel_initializer(self.numerics.kernel_init), shape,
-                      jnp.float32)
+    return layers.conv_kernel(self, self.layer, self.numerics)
 
 
 class _BNParams(nn.Module):
@@ -88,13 +85,8 @@ class _BNParams(nn.Module):
 
   @nn.compact
   def __call__(self) -> dict[str, jax.Array]:
-    c = self.channels
-    return {"scale": self.param("scale", nn.initializers.ones, (c,), jnp.float32),
-            "bias": self.param("bias", nn.initializers.zeros, (c,), jnp.float32),
-            "mean": self.variable("batch_stats", "mean",
-                                  lambda: jnp.zeros((c,), jnp.float32)).value,
-            "var": self.variable("batch_stats", "var",
-                                 lambda: jnp.ones((c,), jnp.float32)).value}
+    scale, bias, mean, var = layers.bn_variables(self, self.channels)
+    return {"scale": scale, "bias": bias, "mean": mean.value, "var": var.value}
 
 
 class _LayerParams(nn.Module):
