@@ -96,10 +96,10 @@ def prepare(opts: options_lib.InputOptions) -> None:
     download_config = None
   elif name == fashion_mnist.FashionMnistLocal.name:
     source_dir = opts.manual_dir or fashion_mnist.DEFAULT_DIR
-    if fashion_mnist.missing_files(source_dir):
-      raise DatasetNotPreparedError(
-          f"Missing {fashion_mnist.missing_files(source_dir)} in {source_dir!r}. "
-          + fashion_mnist.instructions(source_dir))
+    missing = fashion_mnist.missing_files(source_dir)
+    if missing:
+      raise DatasetNotPreparedError(f"Missing {missing} in {source_dir!r}. "
+                                    + fashion_mnist.instructions(source_dir))
     download_config = tfds.download.DownloadConfig(manual_dir=source_dir)
   elif name == _IMAGENET:
     manual_dir = os.fspath(_manual_dir(opts, builder))

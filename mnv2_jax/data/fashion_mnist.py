@@ -20,13 +20,15 @@ Splits (deterministic, documented rule):
     each class in file order: 5,000, balanced.
   train: the other 55,000 official training images (5,500 per class).
   (The classic MNIST 55,000 / 5,000 split sizes; the test set stays untouched for the paper's
-  "evaluate once" use.) Counts and class balance are verified at preparation.
+  "evaluate once" use.) The official counts are verified at preparation (`load`); the class
+  balance of every split is checked by tests/data/test_fashion_mnist.py.
 
 Errors: a missing file names the directory, the file and the apt command; a malformed file
 (wrong magic number, dimensions, truncated data, counts that do not match) names the file and
 what was wrong, before anything is written.
 
-Preparation (70,000 PNGs into ArrayRecord): ~20 s on the 2-core CI box.
+Preparation (70,000 PNGs into ArrayRecord): 7.4 s on the 2-core box (2026-12-01, another
+job running beside it).
 """
 
 from __future__ import annotations
