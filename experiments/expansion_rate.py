@@ -26,13 +26,14 @@ Runs: 7 rates x 2 widths x seeds.
 from mnv2_jax.sweeps import combinators as C
 from mnv2_jax.sweeps import presets
 
-PRESETS = presets.select("paper", "imagenet_short", "small", "digits")
+PRESETS = presets.select("paper", "imagenet_short", "small", "digits", "fashion")
 RATES = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 POINTS = {  # (width, resolution) per preset: a small and a large network
     "paper": ((0.35, 224), (1.0, 224)),
     "imagenet_short": ((0.35, 224), (1.0, 224)),
     "small": ((0.35, 32), (1.0, 32)),
     "digits": ((0.35, 32), (0.5, 32)),
+    "fashion": ((0.35, 32), (1.0, 32)),
 }
 
 

@@ -23,7 +23,7 @@ assumed 2.5e12 MAdds/s per GPU (mnv2_jax.sweeps.compute); ``--dry_run`` prints t
 from mnv2_jax.sweeps import combinators as C
 from mnv2_jax.sweeps import presets
 
-PRESETS = presets.select("paper", "imagenet_short", "small", "digits")
+PRESETS = presets.select("paper", "imagenet_short", "small", "digits", "fashion")
 
 
 def get_sweep(preset: str = "digits", seeds: int | None = None):

@@ -33,7 +33,7 @@ preset's ARG keeps working for everything but the width and resolution, which th
 from mnv2_jax.sweeps import combinators as C
 from mnv2_jax.sweeps import presets
 
-PRESETS = presets.select("paper", "imagenet_short", "small", "digits")
+PRESETS = presets.select("paper", "imagenet_short", "small", "digits", "fashion")
 # (bottleneck activation, shortcut): the baseline, Fig. 6a's alternative, Fig. 6b's two.
 VARIANTS = (("linear", "bottleneck"), ("relu6", "bottleneck"), ("linear", "expansion"),
             ("linear", "none"))
@@ -42,6 +42,7 @@ POINTS = {  # (width, resolution) per preset
     "imagenet_short": ((0.5, 224), (0.75, 224), (1.0, 224)),
     "small": ((0.35, 32), (0.5, 32), (1.0, 32)),
     "digits": ((0.35, 32), (0.35, 40), (0.5, 32)),
+    "fashion": ((0.35, 32), (0.5, 32), (0.75, 32)),
 }
 
 

@@ -26,7 +26,7 @@ The paper's own runs were 7M steps at batch 96 on asynchronous workers (~525 epo
 from mnv2_jax.sweeps import combinators as C
 from mnv2_jax.sweeps import presets
 
-PRESETS = presets.select("paper", "imagenet_short", "small", "digits")
+PRESETS = presets.select("paper", "imagenet_short", "small", "digits", "fashion")
 VARIANTS = ("linear", "relu6")
 
 

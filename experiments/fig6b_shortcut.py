@@ -27,7 +27,7 @@ CPU shared with other jobs.
 from mnv2_jax.sweeps import combinators as C
 from mnv2_jax.sweeps import presets
 
-PRESETS = presets.select("paper", "imagenet_short", "small", "digits")
+PRESETS = presets.select("paper", "imagenet_short", "small", "digits", "fashion")
 VARIANTS = ("bottleneck", "expansion", "none")
 
 

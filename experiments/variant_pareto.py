@@ -23,7 +23,7 @@ Runs: 6 variants x 21 grid points (13 for digits) x seeds.
 from mnv2_jax.sweeps import combinators as C
 from mnv2_jax.sweeps import presets
 
-PRESETS = presets.select("paper", "imagenet_short", "small", "digits")
+PRESETS = presets.select("paper", "imagenet_short", "small", "digits", "fashion")
 ACTIVATIONS = ("linear", "relu6")
 SHORTCUTS = ("bottleneck", "expansion", "none")
 

@@ -9,7 +9,7 @@ of deep inside a tf.data graph.
 import dataclasses
 from typing import Any
 
-AUGMENTS = ("inception_crop_flip", "pad_crop", "none")
+AUGMENTS = ("inception_crop_flip", "pad_crop", "pad_crop_flip", "none")
 SYNTHETIC = "synthetic"
 
 @dataclasses.dataclass(frozen=True)

@@ -129,8 +129,9 @@ def preprocess_for_train(encoded, seed, *, augment: str, resolution: int,
     encoded: scalar tf.string.
     seed: int tensor [2]; all randomness of this example derives from it.
     augment: "inception_crop_flip" (ImageNet-like), "pad_crop" (small images:
-      resize, then pad resolution // 8 and random crop; no flip) or "none"
-      (resize only).
+      resize, then pad resolution // 8 and random crop; no flip), "pad_crop_flip"
+      (the same plus a left-right flip: CIFAR's and Fashion-MNIST's usual
+      augmentation, for classes that are mirror-symmetric) or "none" (resize only).
     resolution: output side.
     crop_area_min: lower end of the Inception crop area range.
   """
@@ -141,8 +142,9 @@ def preprocess_for_train(encoded, seed, *, augment: str, resolution: int,
         shape, crop_seed, area_range=(crop_area_min, 1.0)))
     return random_flip(resize(image, resolution), flip_seed)
   image = resize(decode_and_crop(encoded, full_window), resolution)
-  if augment == "pad_crop":
-    return pad_and_random_crop(image, crop_seed, pad=max(1, resolution // 8))
+  if augment in ("pad_crop", "pad_crop_flip"):
+    image = pad_and_random_crop(image, crop_seed, pad=max(1, resolution // 8))
+    return random_flip(image, flip_seed) if augment == "pad_crop_flip" else image
   if augment == "none":
     return image
   raise ValueError(f"Unknown augment {augment!r}.")

@@ -107,6 +107,25 @@ def test_pad_and_random_crop_is_a_translation():
                for dy in range(5) for dx in range(5))
 
 
+def test_pad_crop_flip_mirrors_about_half_of_the_pad_crops_and_pad_crop_none():
+  """pad_crop_flip = pad_crop's translation, then a left-right flip half of the time."""
+  image = _image(16, 16)
+  encoded = tf.constant(_encode(image, "PNG"))
+  padded = np.pad(image, [[2, 2], [2, 2], [0, 0]])
+  crops = [padded[dy:dy + 16, dx:dx + 16] for dy in range(5) for dx in range(5)]
+  flips = {"pad_crop": 0, "pad_crop_flip": 0}
+  for augment in flips:
+    for s in range(60):
+      out = pp.preprocess_for_train(encoded, tf.constant([s, 5], tf.int64), augment=augment,
+                                    resolution=16).numpy()
+      if any(np.array_equal(out, c) for c in crops):
+        continue
+      assert any(np.array_equal(out, c[:, ::-1]) for c in crops), (augment, s)
+      flips[augment] += 1
+  assert flips["pad_crop"] == 0
+  assert 15 <= flips["pad_crop_flip"] <= 45
+
+
 @pytest.mark.parametrize("shape,resolution", [((375, 500), 224),
                                                ((97, 61), 224), ((40, 40), 32),
                                                ((1, 300), 96), ((513, 7), 32)])

@@ -20,15 +20,15 @@ from mnv2_jax.sweeps import studies as studies_lib
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STUDIES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "experiments",
                                                                      "[!_]*.py")))
-PRESETS = ("paper", "imagenet_short", "small", "digits")
+PRESETS = ("paper", "imagenet_short", "small", "digits", "fashion")
 # Runs at the default number of seeds; these are the counts the docstrings state.
 EXPECTED = {
-    "fig6a_nonlinearity.py": {"paper": 2, "imagenet_short": 6, "small": 6, "digits": 4},
-    "fig6b_shortcut.py": {"paper": 3, "imagenet_short": 9, "small": 9, "digits": 6},
-    "fig5_pareto.py": {"paper": 37, "imagenet_short": 111, "small": 111, "digits": 42},
-    "variant_pareto.py": {"paper": 126, "imagenet_short": 378, "small": 378, "digits": 156},
-    "fig6_pareto.py": {"paper": 12, "imagenet_short": 36, "small": 36, "digits": 24},
-    "expansion_rate.py": {"paper": 14, "imagenet_short": 42, "small": 42, "digits": 28},
+    "fig6a_nonlinearity.py": {"paper": 2, "imagenet_short": 6, "small": 6, "digits": 4, "fashion": 6},
+    "fig6b_shortcut.py": {"paper": 3, "imagenet_short": 9, "small": 9, "digits": 6, "fashion": 9},
+    "fig5_pareto.py": {"paper": 37, "imagenet_short": 111, "small": 111, "digits": 42, "fashion": 51},
+    "variant_pareto.py": {"paper": 126, "imagenet_short": 378, "small": 378, "digits": 156, "fashion": 162},
+    "fig6_pareto.py": {"paper": 12, "imagenet_short": 36, "small": 36, "digits": 24, "fashion": 36},
+    "expansion_rate.py": {"paper": 14, "imagenet_short": 42, "small": 42, "digits": 28, "fashion": 42},
 }
 
 
@@ -43,7 +43,7 @@ def test_expands_to_valid_uniquely_named_runs(study, preset):
   s = studies_lib.load(path, preset)
   assert s.module.__doc__ and "expected compute" in s.module.__doc__.lower()
   assert len(s.runs) == EXPECTED[study][preset]
-  if preset in ("imagenet_short", "small"):
+  if preset in ("imagenet_short", "small", "fashion"):
     # 3 seeds of the same grid; validating one seed keeps the suite fast (the seed
     # axis itself is covered by the other presets and test_seeds_are_an_axis).
     s = studies_lib.load(path, preset, seeds=1)
