@@ -4,6 +4,7 @@
     mnv2-complexity --model mobilenet_v1 --width 0.5 --resolution 160 --json
     mnv2-complexity --shortcut expansion --num_classes 1001
     mnv2-complexity --width 1.0 --resolution 224 --depthwise_kernel 5 --json
+    mnv2-complexity --inference_split 1,2,4,8      # + eq. (2) peak memory per group count k
 
 Every ablation axis declared in `mnv2_jax.ablations` is a flag (`--<field>`, default its
 baseline); axes of other models are ignored for `--model mobilenet_v1`.
@@ -18,6 +19,7 @@ import sys
 from mnv2_jax import ablations
 from mnv2_jax import complexity
 from mnv2_jax import spec as spec_lib
+from mnv2_jax.models import split as split_lib
 
 
 def build_spec(args: argparse.Namespace) -> spec_lib.ArchSpec:
@@ -63,18 +65,50 @@ def parse_args(argv=None) -> argparse.Namespace:
   for axis in ablations.axes():
     p.add_argument(f"--{axis.field}", type=axis.type, default=axis.baseline,
                    choices=axis.values, help=f"{axis.title} (axis {axis.path})")
+  p.add_argument("--inference_split", default="",
+                 help="K[,K...]: also the paper's eq. (2) peak activation memory (float32, "
+                      "batch 1) of memory-efficient inference with each unit in K groups")
   p.add_argument("--json", action="store_true", help="print JSON instead of a table")
   return p.parse_args(argv)
+
+
+def split_peaks(arch: spec_lib.ArchSpec, text: str) -> dict[int, int]:
+  """{k: eq. (2) bytes} for "1,2,4"; ValueError naming --inference_split on bad values."""
+  if not text:
+    return {}
+  try:
+    ks = [int(k) for k in text.split(",")]
+  except ValueError:
+    raise ValueError(f"--inference_split must be integers >= 1, e.g. 1,2,4; got {text!r}") from None
+  if min(ks) < 1:
+    raise ValueError(f"--inference_split must be integers >= 1, got {text!r}")
+  try:
+    for k in ks:
+      split_lib.check(arch, k)  # the model's own rule: what it cannot run is not counted
+  except ValueError as e:
+    raise ValueError(f"--inference_split: {e}") from None
+  return {k: complexity.split_inference_peak_bytes(arch, k) for k in ks}
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
   try:
-    c = complexity.analyze(build_spec(args))
+    arch = build_spec(args)
+    c = complexity.analyze(arch)
+    peaks = split_peaks(arch, args.inference_split)
   except ValueError as e:
     print(f"mnv2-complexity: error: {e}", file=sys.stderr)
     return 2
-  print(json.dumps(c.to_dict(), indent=1) if args.json else format_table(c))
+  if args.json:
+    out = c.to_dict()
+    if peaks:
+      out["inference_split_peak_bytes"] = {str(k): b for k, b in peaks.items()}
+    print(json.dumps(out, indent=1))
+  else:
+    print(format_table(c))
+    for k, b in peaks.items():
+      print(f"eq. (2) peak     k={k}: {b / 1e6:.2f} MB (float32, batch 1; memory-efficient "
+            "inference, paper §5.1)")
   return 0
 
 

@@ -21,41 +21,20 @@ import sys
 import jax
 import ml_collections
 
-from mnv2_jax import checkpointing
 from mnv2_jax import data
-from mnv2_jax import optim
 from mnv2_jax import parallel
+from mnv2_jax import restore as restore_lib
 from mnv2_jax import spec as spec_lib
 from mnv2_jax import steps as steps_lib
 from mnv2_jax import train
-from mnv2_jax import train_state
-from mnv2_jax import validate
 from mnv2_jax.models import MobileNetV2
 
 
 def _checkpoint_variables(args, config):
-  """The run's model and the restored variables; the optimizer is the run's own (real sizes).
-
-  The dataset sizes, run length and model are computed by `validate` exactly as the trainer
-  did (same dataset, batch and durations), so the restore target has the trained structure.
-  """
-  info = validate.dataset_info(config.input)
-  length = validate.run_length(config, info)
-  model = with_split(validate.check_model(config, info.num_classes), args.inference_split)
-  tx, _ = optim.make_optimizer(config.optim, steps_per_epoch=length.steps_per_epoch,
-                               global_batch_size=config.input.global_batch_size,
-                               total_steps=length.total_steps)
-  ema = config.optim.ema_decay > 0
-  abstract = jax.eval_shape(lambda: train_state.create(
-      model, tx, seed=config.seed, resolution=config.input.resolution, ema=ema))
-  ckpt = checkpointing.Checkpointer(args.workdir, keep=10**6, every_steps=1)
-  step = args.step if args.step is not None else ckpt.latest_step()
-  if step is None:
-    raise ValueError(f"no checkpoint in {args.workdir!r}")
-  state, _ = ckpt.restore(abstract, step)
-  ckpt.close()
-  variables = train_state.eval_variables(state, use_ema=ema and not args.raw)
-  return model, variables, step
+  """The run's model (with `--inference_split`) and its restored eval variables."""
+  r = restore_lib.restore(args.workdir, args.step, raw=args.raw, config=config,
+                          transform=lambda m: with_split(m, args.inference_split))
+  return r.model, r.variables, r.step
 
 
 def _keras_variables(args):
@@ -84,9 +63,8 @@ def with_split(model, k: int):
 
 def check_args(args) -> None:
   """Rejects impossible flag values before anything is loaded, naming the flag and the range."""
-  if args.workdir and not os.path.isfile(os.path.join(args.workdir, "config.json")):
-    raise ValueError(f"--workdir={args.workdir!r} has no config.json; allowed: the workdir of "
-                     "an mnv2-train run")
+  if args.workdir:
+    restore_lib.check_workdir(args.workdir)
   if args.step is not None and args.step < 0:
     raise ValueError(f"--step must be an integer >= 0 (a saved checkpoint), got {args.step}")
   if args.batch_size is not None and args.batch_size < 1:
@@ -120,9 +98,7 @@ def main(argv=None) -> int:
   check_args(args)
 
   if args.workdir:
-    with open(os.path.join(args.workdir, "config.json")) as f:
-      saved = json.load(f)
-    config = train.config_from_json(saved)
+    config = restore_lib.load_config(args.workdir)
     model, variables, step = _checkpoint_variables(args, config)
   else:
     from configs import common  # pylint: disable=g-import-not-at-top

@@ -126,6 +126,23 @@ def test_cli_table_and_json(capsys):
 def test_cli_bad_input(capsys):
   assert complexity_cli.main(["--width", "0", "--resolution", "96"]) == 2
   assert "width_multiplier" in capsys.readouterr().err
+  for argv, needle in ((["--inference_split", "0"], "--inference_split must be integers >= 1"),
+                       (["--inference_split", "3"], "must divide every split block's inner"),
+                       (["--shortcut", "expansion", "--inference_split", "2"],
+                        "cannot be used with shortcut='expansion'")):
+    assert complexity_cli.main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_cli_eq2_peak_per_group_count(capsys):
+  """The printed eq. (2) values are `split_inference_peak_bytes`, and fall as k grows."""
+  assert complexity_cli.main(["--inference_split", "1,2,4,8", "--json"]) == 0
+  peaks = json.loads(capsys.readouterr().out)["inference_split_peak_bytes"]
+  arch = S.from_config({"name": "mobilenet_v2", "width_multiplier": 1.0}, 224, 1000)
+  assert peaks == {str(k): C.split_inference_peak_bytes(arch, k) for k in (1, 2, 4, 8)}
+  assert peaks["1"] > peaks["2"] > peaks["4"] > peaks["8"]
+  assert complexity_cli.main(["--inference_split", "4"]) == 0
+  assert "eq. (2) peak     k=4: 2.61 MB" in capsys.readouterr().out
 
 
 def _hand_count_width_1(k: int, resolution: int = 224, classes: int = 1000) -> tuple[int, int]:

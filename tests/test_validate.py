@@ -189,7 +189,7 @@ def test_eval_cli_builds_the_optimizer_with_the_run_length(run_dir):
   config = tiny_config()
   config.optim.update(dict(schedule="exponential", decay_epochs=0.5))
   (run_dir / "config.json").write_text(config.to_json_best_effort())
-  with pytest.raises(ValueError, match="no checkpoint in"):  # got past the optimizer
+  with pytest.raises(ValueError, match="has no checkpoint"):  # got past the optimizer
     evaluate_cli.main([f"--workdir={run_dir}"])
 
 

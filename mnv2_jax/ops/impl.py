@@ -11,7 +11,9 @@ tested on a CPU:
     batchnorm   "xla" (folded multiply-add, autodiff) | "native" (C++ reductions, CPU,
                 float32 compute) | "flax" (`flax.linen.BatchNorm` + activation, same variables)
     pointwise   "dot" (a plain `dot_general`, autodiff) | "cpu_vjp" (custom VJP whose weight
-                gradient transposes the smaller operand; tuned for XLA:CPU)
+                gradient transposes the smaller operand; tuned for XLA:CPU) | "conv" (a 1x1
+                `conv_general_dilated`: the form TF-Lite's converter maps to CONV_2D; what
+                `mnv2-export` uses, since it rejects a rank-4 `dot_general`)
     partition   "sharded" (native calls data-parallel on multi-device meshes) | "gathered"
                 (left to XLA's partitioner, which gathers their operands onto every device)
 
@@ -35,7 +37,7 @@ AUTO = "auto"
 CHOICES: dict[str, tuple[str, ...]] = {
     "depthwise": ("xla", "taps", "taps_vjp", "native"),
     "batchnorm": ("xla", "native", "flax"),
-    "pointwise": ("dot", "cpu_vjp"),
+    "pointwise": ("dot", "cpu_vjp", "conv"),
     "partition": ("sharded", "gathered"),
 }
 NATIVE_ONLY = {"depthwise": "native", "batchnorm": "native"}

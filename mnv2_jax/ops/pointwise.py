@@ -9,7 +9,9 @@ copy be the small one.
 ``pointwise_conv(x, w, impl)`` picks the formulation (``mnv2_jax.ops.impl.Impl.pointwise``):
 ``"cpu_vjp"`` is that custom VJP, ``"dot"`` a plain ``dot_general`` differentiated by JAX (what
 GPUs and TPUs get: their matmul libraries take transposed operands without a copy). Both compute
-the same values.
+the same values. ``"conv"`` writes it as a 1x1 ``conv_general_dilated`` (NHWC/HWIO): TF-Lite's
+converter legalises that to CONV_2D, while it rejects the rank-4 ``dot_general`` ("tfl.batch_matmul
+op found invalid output rank"), so `mnv2_jax.export` uses it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ def pointwise_conv(x: jax.Array, w: jax.Array, impl: str = "cpu_vjp") -> jax.Arr
     return _dot(x, w)
   if impl == "cpu_vjp":
     return _pointwise_cpu_vjp(x, w)
+  if impl == "conv":
+    if x.ndim != 4:
+      raise ValueError(f"pointwise impl 'conv' needs an NHWC input, got shape {x.shape}")
+    return lax.conv_general_dilated(x, w[None, None], (1, 1), "VALID",
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
   raise ValueError(f"pointwise impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
 
 
