@@ -81,9 +81,7 @@ def split_images(config, split: str, count: int, batch: int) -> tuple[np.ndarray
 
 def compare(fn, blob: bytes, images: np.ndarray, labels: np.ndarray, batch: int) -> dict:
   """JAX vs TF-Lite on the same images: logit difference, agreement and accuracies."""
-  jitted = jax.jit(fn)
-  ref = np.concatenate([np.asarray(jitted(_pad(images[i:i + batch], batch)))[:len(
-      images[i:i + batch])] for i in range(0, len(images), batch)])
+  ref = tflite.batched(jax.jit(fn), images, batch)
   got = tflite.run_batches(blob, images, batch)
   return {"images": int(len(images)),
           "max_abs_logit_diff": float(np.max(np.abs(got - ref))),
@@ -91,12 +89,6 @@ def compare(fn, blob: bytes, images: np.ndarray, labels: np.ndarray, batch: int)
           "top1_agreement": float(np.mean(got.argmax(1) == ref.argmax(1))),
           "top1_jax": float(np.mean(ref.argmax(1) == labels)),
           "top1_tflite": float(np.mean(got.argmax(1) == labels))}
-
-
-def _pad(x: np.ndarray, batch: int) -> np.ndarray:
-  out = np.zeros((batch,) + x.shape[1:], np.float32)
-  out[:len(x)] = x
-  return out
 
 
 def _write_atomic(path: str, payload: bytes) -> None:
@@ -117,7 +109,7 @@ def main(argv=None) -> dict:
   if args.quantize == "int8":
     calib, _ = split_images(r.config, r.config.input.train_split, args.calibration_images,
                             args.batch_size)
-    representative = [_pad(calib[i:i + args.batch_size], args.batch_size)
+    representative = [tflite.pad_batch(calib[i:i + args.batch_size], args.batch_size)
                       for i in range(0, len(calib), args.batch_size)]
   blob = tflite.convert(fn, shape, quantize=args.quantize, representative=representative)
   out = args.out or os.path.join(args.workdir, "export",

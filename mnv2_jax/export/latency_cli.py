@@ -35,8 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="WIDTH/RES,... where every Fig. 6 variant is timed too, or 'none'")
   p.add_argument("--threads", default=f"1,{os.cpu_count()}", help="thread counts, e.g. 1,4")
   p.add_argument("--warmup", type=int, default=10, help="untimed rounds")
-  p.add_argument("--repeats", type=int, default=50, help="timed rounds (one invoke each)")
+  p.add_argument("--repeats", type=int, default=100, help="timed rounds (one invoke each)")
   p.add_argument("--out", default="latency.json", help="JSON output path")
+  p.add_argument("--plot_dir", default=None,
+                 help="also write latency_vs_madds.{png,svg} there (mnv2_jax.plots.latency)")
   return p.parse_args(argv)
 
 
@@ -107,6 +109,10 @@ def main(argv=None) -> dict:
             "repeats": args.repeats, "export_s": round(export_s, 1),
             "measure_s": round(time.time() - t0, 1),
             "rows": latency.rows(targets, times, {k: len(v) for k, v in blobs.items()})}
+  if args.plot_dir:
+    from mnv2_jax.plots import latency as latency_plot  # pylint: disable=g-import-not-at-top
+    os.makedirs(args.plot_dir, exist_ok=True)
+    result["plots"] = latency_plot.save(result["rows"], args.plot_dir)
   tmp = f"{args.out}.tmp.{os.getpid()}"
   with open(tmp, "w") as f:
     json.dump(result, f, indent=1)

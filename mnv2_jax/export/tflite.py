@@ -86,16 +86,23 @@ def run(interp, images: np.ndarray) -> np.ndarray:
   return np.array(interp.get_tensor(out["index"]))
 
 
+def pad_batch(x: np.ndarray, batch: int) -> np.ndarray:
+  """`x` (at most `batch` images) zero-padded to exactly `batch`, float32: a static-shape input."""
+  out = np.zeros((batch,) + x.shape[1:], np.float32)
+  out[:len(x)] = x
+  return out
+
+
+def batched(fn: Callable, images: np.ndarray, batch: int) -> np.ndarray:
+  """`fn` over all `images` in static batches of `batch` (the tail padded, then dropped)."""
+  return np.concatenate([np.asarray(fn(pad_batch(images[i:i + batch], batch)))[
+      :len(images[i:i + batch])] for i in range(0, len(images), batch)])
+
+
 def run_batches(blob: bytes, images: np.ndarray, batch: int) -> np.ndarray:
-  """Logits of all `images` through `blob` (static batch `batch`; the tail is zero-padded)."""
+  """Logits of all `images` through `blob` (its static batch is `batch`)."""
   interp = interpreter(blob)
-  out = []
-  for i in range(0, len(images), batch):
-    chunk = images[i:i + batch]
-    padded = np.zeros((batch,) + chunk.shape[1:], np.float32)
-    padded[:len(chunk)] = chunk
-    out.append(run(interp, padded)[:len(chunk)])
-  return np.concatenate(out)
+  return batched(lambda x: run(interp, x), images, batch)
 
 
 def ops(blob: bytes) -> dict[str, int]:
@@ -103,6 +110,7 @@ def ops(blob: bytes) -> dict[str, int]:
   from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
   interp = litert.Interpreter(model_content=blob)
   counts: dict[str, int] = {}
+  # LiteRT's only op listing is this underscored method (tf.lite's analyzer prints text).
   for op in interp._get_ops_details():  # pylint: disable=protected-access
     counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
   return counts

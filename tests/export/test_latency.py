@@ -7,6 +7,8 @@ import pytest
 from mnv2_jax.export import latency
 from mnv2_jax.export import latency_cli
 
+pytestmark = pytest.mark.slow(seconds=25)
+
 
 def test_default_targets_are_the_22_released_and_the_fig6_variants_at_1_0_224():
   targets = latency.targets()
@@ -25,7 +27,9 @@ def test_schedule_visits_every_key_once_per_round_alternating_direction():
 def test_one_invocation_end_to_end(tmp_path, capsys):
   out = str(tmp_path / "lat.json")
   result = latency_cli.main(["--points=0.35/32", "--variants_at=0.35/32", "--threads=1,2",
-                             "--warmup=1", "--repeats=3", f"--out={out}"])
+                             "--warmup=1", "--repeats=3", f"--out={out}",
+                             f"--plot_dir={tmp_path}"])
+  assert (tmp_path / "latency_vs_madds.png").stat().st_size > 0
   with open(out) as f:
     assert json.load(f) == json.loads(json.dumps(result))
   rows = result["rows"]
