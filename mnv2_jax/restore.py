@@ -37,14 +37,19 @@ def check_workdir(workdir: str, flag: str = "--workdir") -> None:
                      "mnv2-train run")
 
 
-def latest_step(workdir: str, flag: str = "--workdir") -> int:
-  """The newest saved checkpoint step, or ValueError naming `flag` when there is none."""
+def checkpoint_step(workdir: str, step: int | None = None, flag: str = "--workdir") -> int:
+  """`step` if it is saved in `workdir`, else the newest saved step when `step` is None;
+  ValueError naming `flag` (and the saved steps) otherwise."""
   ckpt = checkpointing.Checkpointer(workdir, keep=10**6, every_steps=1)
-  step = ckpt.latest_step()
+  saved = sorted(ckpt.manager.all_steps())
   ckpt.close()
-  if step is None:
+  if not saved:
     raise ValueError(f"{flag}={workdir!r} has no checkpoint (run mnv2-train there first, or "
                      "let it reach a checkpoint)")
+  if step is None:
+    return saved[-1]
+  if step not in saved:
+    raise ValueError(f"--step={step} is not saved in {workdir!r}; allowed: {saved}")
   return step
 
 
@@ -71,7 +76,7 @@ def restore(workdir: str, step: int | None = None, *, raw: bool = False, config=
   ema = config.optim.ema_decay > 0
   abstract = jax.eval_shape(lambda: train_state.create(
       model, tx, seed=config.seed, resolution=config.input.resolution, ema=ema))
-  step = latest_step(workdir) if step is None else step
+  step = checkpoint_step(workdir, step)
   ckpt = checkpointing.Checkpointer(workdir, keep=10**6, every_steps=1)
   state, _ = ckpt.restore(abstract, step)
   ckpt.close()

@@ -59,7 +59,7 @@ def check_args(args) -> int:
       raise ValueError(f"{flag} must be an integer >= {low}, got {value}")
   if args.step is not None and args.step < 0:
     raise ValueError(f"--step must be an integer >= 0 (a saved checkpoint), got {args.step}")
-  return restore_lib.latest_step(args.workdir) if args.step is None else args.step
+  return restore_lib.checkpoint_step(args.workdir, args.step)
 
 
 def split_images(config, split: str, count: int, batch: int) -> tuple[np.ndarray, np.ndarray]:

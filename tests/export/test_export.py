@@ -76,6 +76,8 @@ def test_bad_input_fails_before_anything_is_written(digits_run, tmp_path, capsys
   shutil.copy(os.path.join(digits_run, "config.json"), no_ckpt)
   with pytest.raises(ValueError, match="--workdir=.* has no checkpoint"):
     cli.main([f"--workdir={no_ckpt}", f"--out={out}"])
+  with pytest.raises(ValueError, match=r"--step=7 is not saved in .*; allowed: \[40\]"):
+    cli.main([f"--workdir={digits_run}", f"--out={out}", "--step=7"])
   with pytest.raises(ValueError, match="--batch_size must be an integer >= 1, got 0"):
     cli.main([f"--workdir={digits_run}", f"--out={out}", "--batch_size=0"])
   assert not os.path.exists(out)
