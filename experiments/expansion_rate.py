@@ -16,6 +16,7 @@ Runs: 7 rates x 2 widths x seeds.
 | imagenet_short | 42 (3 seeds) | ~268 GPU-hours* |
 | small (cifar10, 32 px; widths 0.35 and 1.0) | 42 (3 seeds) | ~0.33 GPU-hours* |
 | digits | 28 (2 seeds; widths 0.35 and 0.5 at 32 px) | ~15-20 min with --parallel=2 on 2 CPU cores (demo, not evidence) |
+| fashion | 42 (3 seeds; widths 0.35 and 1.0 at 32 px) | 4.8e14 training MAdds: ~9 h with --parallel=2 on a 2-core CPU (extrapolated from the fashion Fig. 6 study's measured rate, docs/results.md) |
 
 *Estimates: ``mnv2-sweep ... --dry_run`` prints them (mnv2_jax.sweeps.compute).
 

@@ -13,6 +13,7 @@ scale the resolutions down (small: 32..160; digits: 32, 48, 64 and 1.4 at 64; V1
 | imagenet_short | 111 (3 seeds) | ~600 GPU-hours* (90 epochs each) |
 | small (cifar10) | 111 (3 seeds) | ~11 GPU-hours* |
 | digits | 42 (13 V2 + 8 V1, 2 seeds) | ~1.5-3 h with --parallel=2 on 2 CPU cores (demo) |
+| fashion | 51 (9 V2 + 8 V1, 3 seeds; 32 and 48 px) | 1.3e15 training MAdds: ~1 day with --parallel=2 on a 2-core CPU (extrapolated, docs/results.md) |
 
 *Estimates: 3 x forward MAdds (from mnv2_jax.complexity, per point) x images x epochs at an
 assumed 2.5e12 MAdds/s per GPU (mnv2_jax.sweeps.compute); ``--dry_run`` prints them.

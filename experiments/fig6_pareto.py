@@ -24,6 +24,7 @@ preset's ARG keeps working for everything but the width and resolution, which th
 | imagenet_short | 36 (3 seeds) | ~280 GPU-hours* |
 | small (cifar10, 32 px; widths 0.35, 0.5, 1.0) | 36 (3 seeds) | ~0.26 GPU-hours* |
 | digits | 24 (2 seeds, 8 epochs) | 14-15 min measured (fresh clone, empty home) with --parallel=2 on a 2-core CPU (demo, not evidence) |
+| fashion | 36 (3 seeds; widths 0.35, 0.5, 0.75 at 32 px) | 3.3e14 training MAdds: ~6 h with --parallel=2 on a 2-core CPU (extrapolated, docs/results.md) |
 
 *Estimates: ``mnv2-sweep ... --dry_run`` prints them (mnv2_jax.sweeps.compute).
 

@@ -14,6 +14,7 @@ base config's width/resolution otherwise, 0.35/32 for digits).
 | imagenet_short | 6 (3 seeds) | 6 x 90 epochs: ~69 GPU-hours* |
 | small (cifar10, 32 px) | 6 (3 seeds) | ~0.1 GPU-hours* |
 | digits | 4 (2 seeds) | ~1 min per run on a 2-core CPU (machinery demo, not evidence) |
+| fashion | 6 (3 seeds; 0.35/32, 15 epochs) | ~14 min per run on one core; with fig6b_shortcut.py: docs/results.md (measured) |
 
 *Estimates: 3 x forward MAdds (300.8 M at 1.0/224) x 1.28 M images x epochs at an assumed
 2.5e12 MAdds/s per GPU, i.e. ~54 GPU-hours per 420-epoch 1.0/224 run (see

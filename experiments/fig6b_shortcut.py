@@ -17,6 +17,7 @@ CPU shared with other jobs.
 | imagenet_short | 9 (3 seeds) | ~104 GPU-hours* |
 | small (cifar10, 32 px) | 9 (3 seeds) | ~0.15 GPU-hours* |
 | digits | 6 (2 seeds) | ~1 min per run on a 2-core CPU (machinery demo, not evidence) |
+| fashion | 9 (3 seeds; 0.35/32, 15 epochs) | ~14 min per run on one core; with fig6a_nonlinearity.py, 12 runs: docs/results.md (measured) |
 
 *Estimates as in fig6a_nonlinearity.py (mnv2_jax.sweeps.compute).
 

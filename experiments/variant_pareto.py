@@ -14,6 +14,7 @@ Runs: 6 variants x 21 grid points (13 for digits) x seeds.
 | imagenet_short | 378 (3 seeds) | ~1,700 GPU-hours* |
 | small (cifar10) | 378 (3 seeds) | ~32 GPU-hours* |
 | digits | 156 (2 seeds) | ~5-10 h with --parallel=2 on 2 CPU cores (demo, not evidence) |
+| fashion | 162 (3 seeds) | 4.2e15 training MAdds: ~3 days with --parallel=2 on a 2-core CPU (extrapolated, docs/results.md) |
 
 *Estimates as in fig5_pareto.py (mnv2_jax.sweeps.compute); ``--dry_run`` prints them.
 
