@@ -22,10 +22,10 @@ def figure(rows: Sequence[dict]):
   for ax, t in zip(axes, threads):
     mine = [r for r in rows if r["threads"] == t]
     base = [r for r in mine if r["variant"] == BASELINE]
-    for w in sorted({r["width"] for r in base}):
+    for i, w in enumerate(sorted({r["width"] for r in base})):
       line = sorted((r for r in base if r["width"] == w), key=lambda r: r["madds"])
       ax.plot([r["madds"] / 1e6 for r in line], [r["median_ms"] for r in line], "-",
-              marker=style.marker(BASELINE), ms=3, lw=1, color=style.cycle(int(w * 20)),
+              marker=style.marker(BASELINE), ms=3, lw=1, color=style.cycle(i),
               label=f"width {w:g} ({BASELINE})")
     for r in mine:
       lo, hi = r["median_ms"] - r["q1_ms"], r["q3_ms"] - r["median_ms"]

@@ -20,8 +20,8 @@ px; ``--preset=digits:width=0.5`` moves the digits ablation to width 0.5).
   ``dataset-fashion-mnist``, width 0.35, 32 px, 15 epochs, evaluated every epoch on the official
   10,000 test images), 3 seeds: the CPU scale at which the paper's orderings can be tested. The
   Fig. 6a + 6b study (``mnv2-sweep experiments/fig6a_nonlinearity.py
-  experiments/fig6b_shortcut.py --preset=fashion --parallel=2 --report``, 12 runs) takes the
-  time docs/results.md states on a 2-core CPU; the 15 epochs were chosen there too.
+  experiments/fig6b_shortcut.py --preset=fashion --parallel=2 --report``, 12 runs) took 87 min
+  on a 2-core CPU (docs/results.md, which also says how the 15 epochs were chosen).
 """
 
 from __future__ import annotations
