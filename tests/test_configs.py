@@ -17,7 +17,7 @@ CONFIGS = {
     "imagenet": [None, "width=0.35,res=96,schedule=paper", "model=mobilenet_v1"],
     "imagenet_sgd": [None, "width=0.75,res=160,epochs=90"],
     "small": [None, "dataset=imagenette/160px-v2,res=128"],
-    "fashion": [None, "eval_split=test", "width=0.5,epochs=3"],
+    "fashion": [None, "eval_split=validation", "width=0.5,epochs=3"],
 }
 
 

@@ -16,7 +16,7 @@ px; ``--preset=digits:width=0.5`` moves the digits ablation to width 0.5).
   3 seeds. Grids use smaller resolutions.
 - ``digits``: ``configs/digits.py`` (sklearn digits, width 0.35, 32 px), 12 epochs with an eval
   every epoch (for Fig. 6-style curves), 2 seeds: minutes on a laptop CPU. A demonstration of the machinery, NOT evidence about the paper.
-- ``fashion``: ``configs/fashion.py:eval_split=test`` (Fashion-MNIST from Debian's
+- ``fashion``: ``configs/fashion.py`` (Fashion-MNIST from Debian's
   ``dataset-fashion-mnist``, width 0.35, 32 px, 15 epochs, evaluated every epoch on the official
   10,000 test images), 3 seeds: the CPU scale at which the paper's orderings can be tested. The
   Fig. 6a + 6b study (``mnv2-sweep experiments/fig6a_nonlinearity.py
@@ -101,7 +101,7 @@ PRESETS: dict[str, Preset] = {
         v1_widths=(0.25, 0.5, 0.75, 1.0), v1_resolutions=(48, 64), train_images=1_437,
         description="sklearn digits on CPU, 12 epochs, 2 seeds (machinery demo, not evidence)"),
     "fashion": Preset(
-        "fashion", "configs/fashion.py", "eval_split=test", seeds=3, fixed={},
+        "fashion", "configs/fashion.py", "", seeds=3, fixed={},
         widths=(0.35, 0.5, 0.75, 1.0), resolutions=(32, 48), extra_points=((1.4, 48),),
         v1_widths=(0.25, 0.5, 0.75, 1.0), v1_resolutions=(32, 48), train_images=55_000,
         description="Fashion-MNIST on CPU, width 0.35, 32 px, 15 epochs, 3 seeds"),
