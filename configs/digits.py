@@ -30,9 +30,7 @@ def get_config(arg: str | None = None):
   config.input.eval_crop = 1.0
   config.model.bn_momentum = 0.9
   config.model.dropout_rate = 0.1
-  config.optim.update(dict(
-      name="sgd", base_lr=0.1, base_batch_size=256, schedule="cosine", warmup_epochs=2.0,
-      momentum=0.9, nesterov=True, weight_decay=4e-5, label_smoothing=0.1, ema_decay=0.0))
+  config.optim.update(common.sgd_cosine(base_lr=0.1, warmup_epochs=2.0))
   config.train.log_every_steps = 50
   config.train.eval_every_epochs = 5.0
   config.train.checkpoint_every_steps = 200

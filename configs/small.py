@@ -22,8 +22,7 @@ def get_config(arg: str | None = None):
   config.input.augment = "pad_crop" if a.res <= 64 else "inception_crop_flip"
   config.input.crop_area_min = 0.25
   config.model.bn_momentum = 0.99
-  config.optim.update(dict(name="sgd", base_lr=0.1, base_batch_size=256, schedule="cosine",
-                           warmup_epochs=2.0, nesterov=True, ema_decay=0.0))
+  config.optim.update(common.sgd_cosine(base_lr=0.1, warmup_epochs=2.0))
   config.train.log_every_steps = 100
   config.wandb.tags = (a.dataset,)
   return config
