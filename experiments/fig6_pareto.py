@@ -28,7 +28,7 @@ preset's ARG keeps working for everything but the width and resolution, which th
 
 *Estimates: ``mnv2-sweep ... --dry_run`` prints them (mnv2_jax.sweeps.compute).
 
-    mnv2-sweep experiments/fig6_pareto.py --preset=digits --seeds=2 --parallel=2 --report
+    mnv2-sweep experiments/fig6_pareto.py --preset=digits --seeds=2 --parallel=2 --measure --report
 """
 
 from mnv2_jax.sweeps import combinators as C

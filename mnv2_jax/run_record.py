@@ -8,6 +8,8 @@ is the contract between them, so none of them needs another to learn the format:
     <workdir>/summary.json    a `Summary`, rewritten atomically at start ("running"), on
                               failure or preemption, and at the end ("finished")
     <workdir>/launch.log      the launcher's capture of the trainer's output (`mnv2-sweep`)
+    <workdir>/efficiency.json an `Efficiency`: measured latency and peak memory of the run's
+                              architecture (`mnv2-measure`, `mnv2-sweep --measure`), optional
     <workdir>/checkpoints/    orbax checkpoints; <workdir>/wandb/ the W&B run dir
 
 A sweep dir holds one workdir per run, named by its run name, plus `MANIFEST` and the
@@ -20,6 +22,7 @@ its config alone (the architecture spec and `mnv2_jax.complexity`; no JAX).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -30,7 +33,7 @@ from mnv2_jax import complexity
 from mnv2_jax import spec as spec_lib
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
-LOG, MANIFEST = "launch.log", "sweep.json"
+LOG, MANIFEST, EFFICIENCY = "launch.log", "sweep.json", "efficiency.json"
 # What our tools write next to the runs (not runs themselves).
 OUTPUTS = frozenset({"wandb_sweeps", "results", "plots", "slurm"})
 # Keys the trainer adds to config.json next to the config's own sections.
@@ -143,3 +146,88 @@ class Summary:
     fields["model"] = model
     return cls(**fields)
 
+
+
+def arch_fingerprint(config: Mapping[str, Any]) -> str:
+  """A short hash of the architecture a config.json describes, and how it is run at inference.
+
+  The expanded spec (layers, shortcuts, width, resolution, classes: `spec.from_config`) plus
+  `model.inference_split`, which changes the inference schedule (peak memory) but no layer. Two
+  runs with equal fingerprints are the same network to deploy, whatever their seed or recipe.
+  """
+  model = config["model"]
+  arch = spec_lib.from_config(model, int(config["input"]["resolution"]),
+                              int(config.get("num_classes") or 1000))
+  key = f"{arch!r}|inference_split={int(model.get('inference_split') or 1)}"
+  return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Efficiency:
+  """`efficiency.json`: the measured inference cost of a run's architecture.
+
+  Written by `mnv2_jax.export.measure` (see there for how each figure is measured):
+  `latency_ms` is the median TF-Lite (XNNPACK, float32, batch 1) latency at `threads` threads,
+  with its quartiles and `repeats`; `latency_by_threads` holds every thread count measured
+  ({"1": {"median_ms", "q1_ms", "q3_ms", "n"}, ...}). `peak_memory_bytes` is XLA's
+  `temp_size_in_bytes` of the batch-`memory_batch` inference program (parameters, input and
+  logits excluded) with the run's `inference_split`. `arch` is `arch_fingerprint` of the
+  config measured: a file whose fingerprint differs from the run's config is stale and is
+  ignored (`read_efficiency`). `source_run` names the run whose config was exported, when
+  several runs share one architecture.
+  """
+  arch: str
+  latency_ms: float
+  latency_q1_ms: float
+  latency_q3_ms: float
+  threads: int
+  repeats: int
+  latency_by_threads: Mapping[str, Mapping[str, float]]
+  peak_memory_bytes: int
+  memory_batch: int
+  inference_split: int
+  tflite_bytes: int
+  machine: str
+  backend: str
+  versions: Mapping[str, str | None]
+  source_run: str
+  measured_at: str
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, d: Mapping[str, Any]) -> "Efficiency":
+    names = {f.name for f in dataclasses.fields(cls)}
+    missing = sorted(names - set(d))
+    if missing:
+      raise ValueError(f"{EFFICIENCY} lacks {missing}")
+    return cls(**{k: d[k] for k in names})
+
+
+def write_efficiency(workdir: str, eff: Efficiency) -> str:
+  """Writes `<workdir>/efficiency.json` atomically (a temporary file, then a rename)."""
+  path = os.path.join(workdir, EFFICIENCY)
+  tmp = f"{path}.tmp.{os.getpid()}"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(eff.to_json(), f, indent=1)
+  os.replace(tmp, path)
+  return path
+
+
+def read_efficiency(workdir: str, config: Mapping[str, Any] | None = None
+                    ) -> Efficiency | None:
+  """The run's `Efficiency`, or None: no file, an unreadable one, or (given the run's config)
+  one measured for another architecture (the run was changed after it was measured)."""
+  try:
+    with open(os.path.join(workdir, EFFICIENCY), encoding="utf-8") as f:
+      eff = Efficiency.from_json(json.load(f))
+  except (OSError, ValueError, TypeError, AttributeError):
+    return None
+  if config:
+    try:
+      if arch_fingerprint(config) != eff.arch:
+        return None
+    except (KeyError, ValueError, TypeError):
+      return None
+  return eff

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
-from importlib import metadata
 
 from mnv2_jax.export import latency
+from mnv2_jax.export.machine import machine
 
 
 def _points(text: str):
@@ -58,23 +57,6 @@ def check_args(args):
   if points == [] and not variants_at:
     raise ValueError("nothing to time: --points and --variants_at are both empty")
   return points, variants_at, threads
-
-
-def machine() -> dict:
-  cpu = platform.processor()
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-  except OSError:
-    pass
-  versions = {}
-  for pkg in ("ai-edge-litert", "tensorflow-cpu", "jax"):
-    try:
-      versions[pkg] = metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-      versions[pkg] = None
-  return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-          "python": platform.python_version(), "versions": versions}
 
 
 def markdown(rows: list[dict]) -> str:

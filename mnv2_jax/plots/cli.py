@@ -6,7 +6,9 @@
 Writes into ``--out`` (default ``SWEEP_DIR/plots``): ``fig5.{png,svg}`` (top-1 vs MAdds, when
 any run finished) and ``fig6_<dataset>_w<width>_r<res>.{png,svg}`` (eval top-1 vs step, one per
 operating point with at least two variants to compare) and ``along_<axis>.{png,svg}`` (top-1
-vs MAdds with a compute-changing axis, e.g. the expansion factor, moving along each curve).
+vs MAdds with a compute-changing axis, e.g. the expansion factor, moving along each curve),
+and, for runs measured by ``mnv2-measure``, ``fig5_latency`` and ``fig5_memory`` (top-1 vs
+measured TF-Lite latency and vs XLA peak inference memory, with Fig. 5's frontier logic).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ def render_all(records: Sequence[collect.RunRecord], out: str, *, metric: str = 
   fig = fig5.figure(records, metric=metric, overlay_paper=overlay_paper)
   if fig is not None:
     paths += style.save(fig, out, "fig5")
+  for cost in fig5.costs_present(records):
+    fig = fig5.figure(records, metric=metric, cost=cost)
+    if fig is not None:
+      paths += style.save(fig, out, f"fig5_{cost}")
   for stem, fig in fig6.figures(records, band=band):
     paths += style.save(fig, out, stem)
   for stem, fig in along.figures(records, metric=metric):

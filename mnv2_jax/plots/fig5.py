@@ -1,4 +1,7 @@
-"""Fig. 5 style: top-1 vs MAdds (log x), colour = resolution, marker = series.
+"""Fig. 5 style: top-1 vs a cost (log x: MAdds, or a measured one), colour = resolution, marker = series.
+
+The cost is one of `COSTS`: "madds" (the paper's Fig. 5), or the measured "latency" and
+"memory" of `mnv2-measure` (efficiency.json), drawn with the same points and frontier logic.
 
 Each marker is one experiment group (`results.grouping`: everything but the seed equal),
 averaged over its finished seeds, with an error bar of the std over seeds when there are
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.colors as mcolors
 import numpy as np
@@ -28,8 +31,42 @@ from mnv2_jax.results import pareto
 
 
 @dataclasses.dataclass(frozen=True)
+class Cost:
+  """An x axis: `of(record)` in the axis' unit (None: the record does not have it)."""
+  name: str
+  label: str        # axis label
+  title: str        # "Accuracy vs <title>"
+  column: str       # the frontier table's column
+  of: Callable[[collect.RunRecord], float | None]
+
+
+COSTS = {
+    "madds": Cost("madds", "Multiply-Adds, Millions", "MAdds", "mmadds",
+                  lambda r: None if r.madds is None else r.madds / 1e6),
+    "latency": Cost("latency", "TF-Lite latency, ms (XNNPACK, float32, batch 1)", "latency",
+                    "latency_ms", lambda r: r.latency_ms),
+    "memory": Cost("memory", "Peak inference memory, MB (XLA temp, batch 1)", "peak memory",
+                   "peak_mem_mb",
+                   lambda r: None if r.peak_memory_bytes is None else r.peak_memory_bytes / 1e6),
+}
+MEASURED_COSTS = ("latency", "memory")
+
+
+def costs_present(records: Sequence[collect.RunRecord]) -> list[str]:
+  """The measured costs some finished record has (the figures `mnv2-plot` adds)."""
+  return [c for c in MEASURED_COSTS if any(COSTS[c].of(r) is not None for r in records)]
+
+
+def _cost(name: str) -> Cost:
+  if name not in COSTS:
+    raise ValueError(f"cost must be one of {sorted(COSTS)}, got {name!r}")
+  return COSTS[name]
+
+
+@dataclasses.dataclass(frozen=True)
 class Point:
-  """One plotted experiment: MAdds (millions), mean/std top-1 (%) over its n seeds."""
+  """One plotted experiment: MAdds (millions), its cost on the x axis (`x`, = mmadds for the
+  "madds" cost), mean/std top-1 (%) over its n seeds."""
   mmadds: float
   mean: float
   std: float
@@ -38,27 +75,40 @@ class Point:
   resolution: int
   legend: str
   group: grouping.Group
+  x: float = 0.0
 
 
-def aggregate_points(records: Sequence[collect.RunRecord], metric: str = "final"
-                     ) -> dict[str, list[Point]]:
-  """{series: [Point, ...] by MAdds} over the finished runs that have MAdds."""
-  groups = [g for g in grouping.groups(records, metric) if g.first.madds is not None]
+def aggregate_points(records: Sequence[collect.RunRecord], metric: str = "final",
+                     cost: str = "madds") -> dict[str, list[Point]]:
+  """{series: [Point, ...] by cost} over the finished runs that have MAdds and the cost.
+
+  A group's x is the mean of its runs' cost (runs of one group share one architecture, so
+  their measured costs are one measurement).
+  """
+  of = _cost(cost).of
+  groups = [g for g in grouping.groups(records, metric)
+            if g.first.madds is not None and all(of(r) is not None for r in g.runs)]
   varying = grouping.varying_settings([r for g in groups for r in g.runs])
   out: dict[str, list[Point]] = collections.defaultdict(list)
-  for g in sorted(groups, key=lambda g: g.first.madds):
+  xs = {g.key: float(np.mean([of(r) for r in g.runs])) for g in groups}
+  for g in sorted(groups, key=lambda g: (xs[g.key], g.first.madds)):
     values = g.values(metric)
     std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
     out[g.series(varying)].append(Point(
         g.first.madds / 1e6, float(np.mean(values)), std, len(values), g.first.width,
-        g.first.resolution, g.legend(varying, compute_changing=False), g))
+        g.first.resolution, g.legend(varying, compute_changing=False), g, xs[g.key]))
   return dict(out)
 
 
 def figure(records: Sequence[collect.RunRecord], metric: str = "final",
-           overlay_paper: bool = False):
-  """The figure, or None when no finished run has both MAdds and an accuracy."""
-  points = aggregate_points(records, metric)
+           overlay_paper: bool = False, cost: str = "madds"):
+  """The figure, or None when no finished run has both the cost and an accuracy.
+
+  `overlay_paper` (the released checkpoints' MAdds) applies to the "madds" cost only.
+  """
+  axis = _cost(cost)
+  points = aggregate_points(records, metric, cost)
+  overlay_paper = overlay_paper and cost == "madds"
   if not points and not overlay_paper:
     return None
   paper = paper_points.RELEASED_CHECKPOINTS if overlay_paper else ()
@@ -70,7 +120,7 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
   scatter = None
   for series in sorted(points, key=lambda v: (v == "v1", v)):
     pts = points[series]
-    x = np.array([p.mmadds for p in pts])
+    x = np.array([p.x for p in pts])
     y = np.array([p.mean for p in pts])
     if any(p.n > 1 for p in pts):
       ax.errorbar(x, y, yerr=[p.std for p in pts], fmt="none", ecolor="0.5", lw=0.8, zorder=1)
@@ -91,12 +141,12 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
     front = pareto.frontier(list(zip(px, py)))
     (line,) = ax.plot(px[front], py[front], color="0.45", ls="--", lw=1.0, zorder=1)
     line.set_gid("frontier:paper")
-  style.madds_axis(ax, [p.mmadds for ps in points.values() for p in ps]
-                   + [p.mmadds for p in paper])
+  style.madds_axis(ax, [p.x for ps in points.values() for p in ps]
+                   + [p.mmadds for p in paper], label=axis.label)
   ax.set_ylabel("Accuracy, Top 1, %")
   datasets = sorted({str(r.dataset) for r in records if r.dataset})
   on = f", {', '.join(datasets)}" if datasets else ""
-  ax.set_title(f"Accuracy vs MAdds ({metric} top-1{on})")
+  ax.set_title(f"Accuracy vs {axis.title} ({metric} top-1{on})")
   ax.legend(loc="lower right")
   if scatter is not None:
     bar = fig.colorbar(scatter, ax=ax, ticks=resolutions, pad=0.01)
@@ -105,13 +155,18 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
 
 
 
-def frontier_rows(records: Sequence[collect.RunRecord], metric: str = "final") -> list[dict]:
-  """The plotted points as rows, each marked whether it is on its series' Pareto frontier
-  (what the W&B report run logs next to the figure)."""
+def frontier_rows(records: Sequence[collect.RunRecord], metric: str = "final",
+                  cost: str = "madds") -> list[dict]:
+  """The plotted points as rows, each marked whether it is on its series' Pareto frontier in
+  that cost (what the W&B report run logs next to the figure). Rows of a measured cost carry
+  its column (`Cost.column`) beside "mmadds"."""
+  axis = _cost(cost)
   rows = []
-  for series, pts in sorted(aggregate_points(records, metric).items()):
-    front = set(pareto.frontier([(p.mmadds, p.mean) for p in pts]))
-    rows += [{"series": series, "mmadds": p.mmadds, "top1_mean": p.mean, "top1_std": p.std,
-              "n": p.n, "width": p.width, "resolution": p.resolution,
-              "on_frontier": i in front} for i, p in enumerate(pts)]
+  for series, pts in sorted(aggregate_points(records, metric, cost).items()):
+    front = set(pareto.frontier([(p.x, p.mean) for p in pts]))
+    rows += [{"series": series, "mmadds": p.mmadds,
+              **({} if cost == "madds" else {axis.column: p.x}),
+              "top1_mean": p.mean, "top1_std": p.std, "n": p.n, "width": p.width,
+              "resolution": p.resolution, "on_frontier": i in front}
+             for i, p in enumerate(pts)]
   return rows

@@ -52,8 +52,9 @@ def figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):
   return fig, list(axes[0])
 
 
-def madds_axis(ax, madds) -> None:
-  """A log x axis of MAdds (millions) with plain-number labels that do not overlap.
+def madds_axis(ax, madds, label: str = "Multiply-Adds, Millions") -> None:
+  """A log x axis of MAdds (millions; or another cost, named by `label`) with plain-number
+  labels that do not overlap.
 
   Matplotlib labels every minor tick of a log axis spanning less than a decade, in scientific
   notation ("2.2x10^0 2.4x10^0 ..."), which runs together. With at most `MAX_DATA_TICKS`
@@ -61,7 +62,7 @@ def madds_axis(ax, madds) -> None:
   otherwise at matplotlib's log positions, labelled plainly, minor ticks unlabelled.
   """
   ax.set_xscale("log")
-  ax.set_xlabel("Multiply-Adds, Millions")
+  ax.set_xlabel(label)
   values = sorted({float(v) for v in madds if v and v > 0})
   plain = mticker.FuncFormatter(lambda v, _: plain_number(v))
   if 0 < len(values) <= MAX_DATA_TICKS:

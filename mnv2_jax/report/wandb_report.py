@@ -7,7 +7,9 @@ login; never raises). Logged keys: ``results/runs``, ``results/aggregate``, ``re
 (``wandb.plot.line``, one stroke per variant and operating point), ``results/frontier``
 (``wandb.Table`` of Fig. 5's points, mean/std over seeds, each marked on or off its series'
 Pareto frontier) with ``results/frontier_chart`` (``wandb.plot.line`` of the frontier points,
-one stroke per series), ``results/claims`` (``wandb.Table`` of the paper's claims and verdicts,
+one stroke per series), the same two for each measured cost of ``mnv2-measure``
+(``results/frontier_latency[_chart]``, ``results/frontier_memory[_chart]``; the runs and
+aggregate tables then carry ``latency_ms`` and ``peak_mem_mb`` columns), ``results/claims`` (``wandb.Table`` of the paper's claims and verdicts,
 `mnv2_jax.results.claims_table.log_claims`) and ``plots/<figure>`` (``wandb.Image`` of each
 PNG); the summary holds the delta sentences and the claims' verdicts.
 """
@@ -52,6 +54,21 @@ def curve_rows(records: Sequence[collect.RunRecord]) -> list[list[Any]]:
   return rows
 
 
+def _log_frontier(writer, records, metric: str, cost: str) -> None:
+  """`results/frontier[_<cost>]` table and `..._chart` line plot of one cost axis."""
+  frontier = fig5.frontier_rows(records, metric, cost)
+  if not frontier:
+    return
+  axis = fig5.COSTS[cost]
+  suffix = "" if cost == "madds" else f"_{cost}"
+  writer.log_table(f"results/frontier{suffix}", *_table(frontier))
+  on = [[r[axis.column], r["top1_mean"], r["series"]] for r in frontier if r["on_frontier"]]
+  writer.log_plot(f"results/frontier{suffix}_chart", "line", [axis.column, "top1", "series"],
+                  on, x=axis.column, y="top1", stroke="series",
+                  title=f"Pareto frontier per series in {axis.title} ({metric} top-1, mean "
+                        "over seeds)")
+
+
 def log_report(records: Sequence[collect.RunRecord], runs, aggregate, deltas, *, out: str,
                mode: str = "auto", metric: str = "final", project: str = "mnv2_jax",
                group: str | None = None, claims: Sequence[Any] = ()) -> str | None:
@@ -71,13 +88,8 @@ def log_report(records: Sequence[collect.RunRecord], runs, aggregate, deltas, *,
     writer.log_plot("results/top1_vs_madds", "scatter",
                     ["mmadds", "top1", "variant", "width", "resolution", "seed"], points,
                     x="mmadds", y="top1", title=f"{metric} top-1 vs MAdds")
-  frontier = fig5.frontier_rows(records, metric)
-  if frontier:
-    writer.log_table("results/frontier", *_table(frontier))
-    on = [[r["mmadds"], r["top1_mean"], r["series"]] for r in frontier if r["on_frontier"]]
-    writer.log_plot("results/frontier_chart", "line", ["mmadds", "top1", "series"], on,
-                    x="mmadds", y="top1", stroke="series",
-                    title=f"Pareto frontier per series ({metric} top-1, mean over seeds)")
+  for cost in ("madds", *fig5.costs_present(records)):
+    _log_frontier(writer, records, metric, cost)
   curves = curve_rows(records)
   if curves:
     writer.log_plot("results/curves", "line", ["step", "top1", "series"], curves, x="step",

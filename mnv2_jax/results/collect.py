@@ -8,6 +8,9 @@ Sources, in order of preference, for each ``<sweep_dir>/<run>/``:
    summary (``eval/top1`` max/last as the writer aggregates it) and history.
 3. ``config.json`` + ``metrics.jsonl`` alone (an interrupted run): the best/last eval so far.
 
+``efficiency.json`` (``mnv2-measure``), when present and measured for the run's current
+architecture, adds the measured latency and peak inference memory.
+
 Accuracies are fractions in [0, 1] as the trainer writes them; tables and plots show percent.
 ``sweep.json`` (written by ``mnv2-sweep``) tells which studies asked for each run; without it,
 the study names are recovered from the run's W&B tags when they match ``experiments/*.py``.
@@ -60,6 +63,8 @@ class RunRecord:
   steps: int | None = None
   epochs: float | None = None
   wall_time_s: float | None = None
+  latency_ms: float | None = None         # efficiency.json (`mnv2-measure`), when measured
+  peak_memory_bytes: int | None = None    # efficiency.json, when measured
   group: str | None = None
   studies: tuple[str, ...] = ()
   curve: tuple[tuple[int, float], ...] = ()
@@ -172,6 +177,9 @@ def read_run(workdir: str, studies: tuple[str, ...] = ()) -> RunRecord | None:
       best_top5=s.best_top5, best_step=s.best_step, steps=s.steps, epochs=s.epochs,
       wall_time_s=s.wall_time_s, group=s.group or config.get("wandb", {}).get("group"),
       studies=tuple(studies), curve=curve)
+  eff = run_record.read_efficiency(workdir, config) if config else None
+  if eff is not None:
+    record.latency_ms, record.peak_memory_bytes = eff.latency_ms, eff.peak_memory_bytes
   if record.best_top1 is None and curve:  # Interrupted: best/last eval so far.
     best_step, best = max(curve, key=lambda p: (p[1], -p[0]))
     record.best_top1, record.best_step = best, best_step

@@ -29,12 +29,34 @@ def _mmadds(madds: int | None) -> float | None:
   return None if madds is None else round(madds / 1e6, 1)
 
 
+# Measured inference costs (`mnv2-measure`, efficiency.json): column -> value of a record.
+MEASURED = {"latency_ms": lambda r: r.latency_ms,
+            "peak_mem_mb": lambda r: None if r.peak_memory_bytes is None
+            else r.peak_memory_bytes / 1e6}
+
+
+def measured_columns(records: Sequence[collect.RunRecord]) -> list[str]:
+  """The MEASURED columns some record has a value for (none: the tables are as before)."""
+  return [c for c, of in MEASURED.items() if any(of(r) is not None for r in records)]
+
+
+def _measured(runs: Sequence[collect.RunRecord], columns: Sequence[str]) -> Row:
+  """Each measured column's mean over `runs` that have it (runs of one group share it)."""
+  out = {}
+  for c in columns:
+    values = [MEASURED[c](r) for r in runs if MEASURED[c](r) is not None]
+    out[c] = round(sum(values) / len(values), 4) if values else None
+  return out
+
+
 def run_rows(records: Sequence[collect.RunRecord]) -> list[Row]:
   """One row per run, sorted by model, dataset, MAdds, variant, seed.
 
-  Settings that differ among the runs (`grouping.varying_settings`) get a column each.
+  Settings that differ among the runs (`grouping.varying_settings`) get a column each, and so
+  do the measured costs (`measured_columns`: latency in ms, peak inference memory in MB).
   """
   varying = grouping.varying_settings(records)
+  measured = measured_columns(records)
   rows = []
   for r in sorted(records, key=lambda r: (r.model, str(r.dataset), r.madds or 0, r.width,
                                           r.resolution, r.variant, repr(sorted(r.settings.items())),
@@ -45,6 +67,7 @@ def run_rows(records: Sequence[collect.RunRecord]) -> list[Row]:
         **{k: r.settings.get(k) for k in varying},
         "madds_m": _mmadds(r.madds),
         "params_m": None if r.params is None else round(r.params / 1e6, 3),
+        **_measured([r], measured),
         "final_top1": _pct(r.final_top1), "final_top5": _pct(r.final_top5),
         "best_top1": _pct(r.best_top1), "best_top5": _pct(r.best_top5),
         "best_step": r.best_step, "steps": r.steps,
@@ -57,6 +80,7 @@ def aggregate_rows(records: Sequence[collect.RunRecord], metric: str = "final",
                    confidence: float = stats.DEFAULT_CONFIDENCE) -> list[Row]:
   """Mean, std and t-CI of top-1 (and mean top-5) over the seeds of each experiment group."""
   varying = grouping.varying_settings(grouping.finished(records, metric))
+  measured = measured_columns(records)
   rows = []
   for g in grouping.groups(records, metric):
     r = g.first
@@ -66,7 +90,7 @@ def aggregate_rows(records: Sequence[collect.RunRecord], metric: str = "final",
     rows.append({
         "model": r.model, "dataset": r.dataset, "width": r.width, "resolution": r.resolution,
         "variant": g.label(varying), "epochs": None if r.epochs is None else round(r.epochs, 3),
-        "madds_m": _mmadds(r.madds), "n": top1.n,
+        "madds_m": _mmadds(r.madds), **_measured(g.runs, measured), "n": top1.n,
         "seeds": " ".join(str(s) for s in g.per_seed(metric)),
         f"{metric}_top1_mean": top1.mean, f"{metric}_top1_std": top1.std,
         "ci_lo": top1.ci[0], "ci_hi": top1.ci[1],
@@ -141,6 +165,8 @@ def _cell(value: Any) -> str:
   if value is None or (isinstance(value, float) and math.isnan(value)):
     return ""
   if isinstance(value, float):
+    if 0 < abs(value) < 0.1:  # e.g. the latency (ms) or memory (MB) of a tiny model
+      return f"{value:.2g}"
     return f"{value:.2f}" if abs(value) < 1e5 else f"{value:.4g}"
   return str(value)
 

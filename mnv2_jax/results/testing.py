@@ -37,6 +37,7 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
   name = name or os.path.basename(os.path.normpath(workdir))
   config = {
       "seed": seed,
+      "num_classes": 10,  # as the trainer writes it (run_record.DERIVED_CONFIG_KEYS)
       "model": {"name": model, "width_multiplier": width, "expansion_factor": expansion_factor,
                 "bottleneck_activation": bottleneck_activation, "shortcut": shortcut},
       "input": {"dataset": dataset, "resolution": resolution, "global_batch_size": 64},
@@ -72,3 +73,19 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
     with open(os.path.join(workdir, run_record.SUMMARY), "w", encoding="utf-8") as f:
       json.dump(summary.to_json(), f)
   return workdir
+
+
+def write_efficiency(workdir: str, *, latency_ms: float, peak_memory_bytes: int,
+                     threads: int = 1) -> str:
+  """Writes a constructed `efficiency.json` for the run in `workdir` (its config's fingerprint),
+  as `mnv2-measure` would, with the latency and memory the caller chooses."""
+  with open(os.path.join(workdir, run_record.CONFIG), encoding="utf-8") as f:
+    config = json.load(f)
+  timing = {"median_ms": latency_ms, "q1_ms": latency_ms, "q3_ms": latency_ms, "n": 1}
+  return run_record.write_efficiency(workdir, run_record.Efficiency(
+      arch=run_record.arch_fingerprint(config), latency_ms=latency_ms, latency_q1_ms=latency_ms,
+      latency_q3_ms=latency_ms, threads=threads, repeats=1,
+      latency_by_threads={str(threads): timing}, peak_memory_bytes=peak_memory_bytes,
+      memory_batch=1, inference_split=1, tflite_bytes=0, machine="constructed",
+      backend="cpu", versions={}, source_run=os.path.basename(os.path.normpath(workdir)),
+      measured_at="2026-01-01T00:00:00+00:00"))

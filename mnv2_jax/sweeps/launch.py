@@ -19,7 +19,9 @@ Every run is validated (config parsed by config_flags, model built) before anyth
 runs shared by several studies run once. Re-running the same command resumes: finished runs are
 skipped, interrupted or failed ones relaunched (the trainer resumes from its checkpoint); with
 ``--launcher=slurm`` runs still queued or running in SLURM are skipped too.
-The W&B group of every run is ``--group`` (default ``<studies>.<preset>``).
+The W&B group of every run is ``--group`` (default ``<studies>.<preset>``). Once every run has
+finished, ``--measure`` attaches measured latency and peak memory to each run's record
+(`mnv2-measure`) and ``--report`` writes the tables, plots and W&B report run (`mnv2-report`).
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   p.add_argument("--report", action="store_true",
                  help="after the local runs: write the results tables (mnv2-results), the "
                       "plots (mnv2-plot) and a W&B report run, and say where everything is")
+  p.add_argument("--measure", action="store_true",
+                 help="after the runs (before --report): attach each finished run's measured "
+                      "TF-Lite latency and XLA peak memory to its record (mnv2-measure, 1 "
+                      "thread; runs already measured are skipped)")
   p.add_argument("--trainer", default=None,
                  help="trainer command prefix (default: this python -m mnv2_jax.main); "
                       "e.g. a wrapper script")
@@ -276,9 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"# {len(done) - len(failed)}/{len(done)} runs finished", file=sys.stderr)
   else:
     print("# every run is already finished", file=sys.stderr)
-  if args.report and not failed:
-    return _report(sweep_dir)
-  return 1 if failed else 0
+  if failed:
+    return 1
+  return _finish(sweep_dir, args)
 
 
 def _slurm(plan: plan_lib.Plan, sweep_dir: str, trainer: list[str], opts: slurm.Options,
@@ -298,7 +304,7 @@ def _slurm(plan: plan_lib.Plan, sweep_dir: str, trainer: list[str], opts: slurm.
                             *multihost]) for r in todo]
   if not tasks:
     print("# every run is finished or already in SLURM's queue", file=sys.stderr)
-    return _report(sweep_dir) if args.report and all(
+    return _finish(sweep_dir, args) if all(
         s.state == "finished" for s in states.values()) else 0
   script = slurm.render_script(
       tasks, opts, job_name=f"mnv2:{plan.group}",
@@ -326,13 +332,23 @@ def _slurm(plan: plan_lib.Plan, sweep_dir: str, trainer: list[str], opts: slurm.
     return 1
   print(f"# submitted {len(tasks)} runs as job array {job_id} ({path}); see them with "
         "`mnv2-sweep ... --status`", file=sys.stderr, flush=True)
-  if not (args.slurm_wait or args.report):
+  if not (args.slurm_wait or args.report or args.measure):
     return 0
   slurm.wait(job_id)
   final = status_lib.sweep_states(sweep_dir, workdirs)
   print(status_lib.render(final), file=sys.stderr)
   if any(s.state != "finished" for s in final):
     return 1
+  return _finish(sweep_dir, args)
+
+
+def _finish(sweep_dir: str, args: argparse.Namespace) -> int:
+  """After every run finished: `--measure`, then `--report`, as asked."""
+  if args.measure:
+    from mnv2_jax.export import measure_cli  # pylint: disable=g-import-not-at-top
+    rc = measure_cli.main([sweep_dir])
+    if rc:
+      return rc
   return _report(sweep_dir) if args.report else 0
 
 

@@ -99,3 +99,26 @@ def test_wandb_report_run(tmp_path):
   os.rename(out, str(sweep / "copied_report"))
   assert sorted(r.name for r in collect.collect(str(sweep))) == [
       "linear_s0", "linear_s1", "relu6_s0", "relu6_s1"]
+
+
+def test_wandb_report_logs_the_measured_cost_frontiers(tmp_path):
+  """Runs with an efficiency.json (constructed costs): latency and memory frontiers logged."""
+  sweep = tmp_path / "sweep"
+  for name, width, top1, ms, mem in (("a", 0.35, 0.80, 1.0, 3e5), ("b", 0.5, 0.70, 2.0, 2e5),
+                                     ("c", 0.75, 0.85, 3.0, 1e5)):
+    w = testing.write_run(str(sweep / name), width=width, curve=[(10, top1)], group="grp")
+    testing.write_efficiency(w, latency_ms=ms, peak_memory_bytes=int(mem))
+  assert cli.main([str(sweep), "--wandb_mode=offline"]) == 0
+  run = read_offline_run(str(sweep / "results"), reader="parser")
+  keys = set().union(*(row.keys() for row in run["history"]))
+  assert any(k.startswith("results/frontier_latency_chart") for k in keys)
+  assert any(k.startswith("results/frontier_memory_chart") for k in keys)
+  assert any(k.startswith("plots/fig5_latency") for k in keys)
+  columns, data = _logged_table(run, "results/frontier_latency")
+  on = {r[columns.index("latency_ms")]: r[columns.index("on_frontier")] for r in data}
+  assert on == {1.0: True, 2.0: False, 3.0: True}
+  columns, data = _logged_table(run, "results/frontier_memory")
+  on = {r[columns.index("peak_mem_mb")]: r[columns.index("on_frontier")] for r in data}
+  assert on == {0.3: False, 0.2: False, 0.1: True}
+  columns, data = _logged_table(run, "results/runs")
+  assert sorted(r[columns.index("latency_ms")] for r in data) == [1.0, 2.0, 3.0]
