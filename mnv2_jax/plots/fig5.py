@@ -142,7 +142,8 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
     (line,) = ax.plot(px[front], py[front], color="0.45", ls="--", lw=1.0, zorder=1)
     line.set_gid("frontier:paper")
   style.madds_axis(ax, [p.x for ps in points.values() for p in ps]
-                   + [p.mmadds for p in paper], label=axis.label)
+                   + [p.mmadds for p in paper], label=axis.label,
+                   data_ticks=cost == "madds")
   ax.set_ylabel("Accuracy, Top 1, %")
   datasets = sorted({str(r.dataset) for r in records if r.dataset})
   on = f", {', '.join(datasets)}" if datasets else ""

@@ -52,21 +52,25 @@ def figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):
   return fig, list(axes[0])
 
 
-def madds_axis(ax, madds, label: str = "Multiply-Adds, Millions") -> None:
+def madds_axis(ax, madds, label: str = "Multiply-Adds, Millions", data_ticks: bool = True
+               ) -> None:
   """A log x axis of MAdds (millions; or another cost, named by `label`) with plain-number
   labels that do not overlap.
 
   Matplotlib labels every minor tick of a log axis spanning less than a decade, in scientific
   notation ("2.2x10^0 2.4x10^0 ..."), which runs together. With at most `MAX_DATA_TICKS`
   distinct values the ticks sit at the data's MAdds (a Pareto plot of a few operating points);
-  otherwise at matplotlib's log positions, labelled plainly, minor ticks unlabelled.
+  otherwise at matplotlib's log positions, labelled plainly, minor ticks unlabelled. With
+  ``data_ticks=False`` (measured costs, whose values crowd) six evenly spaced ticks.
   """
   ax.set_xscale("log")
   ax.set_xlabel(label)
   values = sorted({float(v) for v in madds if v and v > 0})
   plain = mticker.FuncFormatter(lambda v, _: plain_number(v))
-  if 0 < len(values) <= MAX_DATA_TICKS:
+  if data_ticks and 0 < len(values) <= MAX_DATA_TICKS:
     ax.xaxis.set_major_locator(mticker.FixedLocator(values))
+  elif not data_ticks:  # measured costs: close, unrounded values; evenly spaced plain ticks
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(6))
   ax.xaxis.set_major_formatter(plain)
   ax.xaxis.set_minor_formatter(mticker.NullFormatter())
 
