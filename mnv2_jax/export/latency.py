@@ -65,6 +65,17 @@ def parse_point(text: str) -> tuple[float, int]:
     raise ValueError(f"a point is WIDTH/RESOLUTION (e.g. 1.0/224), got {text!r}") from None
 
 
+def parse_threads(text: str) -> tuple[int, ...]:
+  """"1,2" -> (1, 2), or ValueError naming `--threads` (the flag of mnv2-latency/-measure)."""
+  try:
+    threads = tuple(int(t) for t in text.split(","))
+  except ValueError:
+    raise ValueError(f"--threads must be integers >= 1, e.g. 1,2; got {text!r}") from None
+  if not threads or min(threads) < 1:
+    raise ValueError(f"--threads must be integers >= 1, got {text!r}")
+  return threads
+
+
 def one_axis_variants() -> list[tuple[tuple[str, Any], ...]]:
   """Every compute-neutral axis value off the baseline, the other axes at baseline."""
   out = []

@@ -45,12 +45,7 @@ def check_args(args):
   """(points, variants_at, threads) or ValueError naming the flag, before any export."""
   points = None if args.points == "released" else _points(args.points)
   variants_at = _points(args.variants_at)
-  try:
-    threads = tuple(int(t) for t in args.threads.split(","))
-  except ValueError:
-    raise ValueError(f"--threads must be integers >= 1, e.g. 1,4; got {args.threads!r}") from None
-  if not threads or min(threads) < 1:
-    raise ValueError(f"--threads must be integers >= 1, got {args.threads!r}")
+  threads = latency.parse_threads(args.threads)
   for flag, value, low in (("--warmup", args.warmup, 0), ("--repeats", args.repeats, 1)):
     if value < low:
       raise ValueError(f"{flag} must be an integer >= {low}, got {value}")

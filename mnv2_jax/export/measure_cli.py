@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 
 from mnv2_jax import run_record
+from mnv2_jax.export import latency
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -37,12 +38,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def check_args(args) -> tuple[tuple[int, ...], list[str]]:
   """(threads, workdirs) or ValueError naming the flag or path, before any work."""
-  try:
-    threads = tuple(int(t) for t in args.threads.split(","))
-  except ValueError:
-    raise ValueError(f"--threads must be integers >= 1, e.g. 1,2; got {args.threads!r}") from None
-  if not threads or min(threads) < 1:
-    raise ValueError(f"--threads must be integers >= 1, got {args.threads!r}")
+  threads = latency.parse_threads(args.threads)
   for flag, value, low in (("--warmup", args.warmup, 0), ("--repeats", args.repeats, 1),
                            ("--memory_batch", args.memory_batch, 1)):
     if value < low:
