@@ -1,4 +1,4 @@
-"""Fig. 5 style: top-1 vs a cost (log x: MAdds, or a measured one), colour = resolution, marker = series.
+"""Fig. 5 style: top-1 vs a cost (log x), colour = resolution, marker = series.
 
 The cost is one of `COSTS`: "madds" (the paper's Fig. 5), or the measured "latency" and
 "memory" of `mnv2-measure` (efficiency.json), drawn with the same points and frontier logic.

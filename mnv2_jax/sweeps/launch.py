@@ -197,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:  # Everything is validated before the sweep dir is created (see the module docstring).
     if args.parallel < 1:
       raise ValueError(f"--parallel must be an integer >= 1, got {args.parallel}")
+    if args.measure and args.emit:
+      raise ValueError(f"--measure runs after the runs finish, so it does not apply with "
+                       f"--emit={args.emit}; run `mnv2-measure SWEEP_DIR` once they have")
     if args.only is not None:
       try:
         re.compile(args.only)

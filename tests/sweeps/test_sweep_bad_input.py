@@ -59,6 +59,8 @@ CASES = [
     ("seeds_zero", ["--seeds=0"], ["--seeds must be an integer >= 1", "got 0"]),
     ("only_bad_regex", ["--only=("], ["--only must be a Python regular expression"]),
     ("parallel_zero", ["--parallel=0"], ["--parallel must be an integer >= 1", "got 0"]),
+    ("measure_with_emit", ["--measure"], ["--measure runs after the runs finish",
+                                          "--emit=commands", "mnv2-measure SWEEP_DIR"]),
     ("missing_file", {"file": "missing.py"}, ["no experiment file", "missing.py"]),
     ("file_without_get_sweep", {"file": "no_get_sweep.py"},
      ["does not define get_sweep", "get_sweep(preset, seeds=None)"]),
