@@ -49,14 +49,12 @@ from mnv2_jax.export import tflite
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """One run to attach a measurement to: its workdir, name and config.json."""
+  """One run to attach a measurement to: its workdir, name, config.json and the config's
+  `run_record.arch_fingerprint`."""
   workdir: str
   name: str
   config: Mapping[str, Any]
-
-  @property
-  def arch(self) -> str:
-    return run_record.arch_fingerprint(self.config)
+  arch: str
 
 
 def finished_runs(sweep_dir: str) -> list[str]:
@@ -80,8 +78,8 @@ def load_runs(workdirs: Sequence[str]) -> list[Run]:
     try:
       with open(path, encoding="utf-8") as f:
         config = json.load(f)
-      run = Run(workdir, os.path.basename(os.path.normpath(workdir)), config)
-      run.arch  # pylint: disable=pointless-statement  # the spec must build
+      run = Run(workdir, os.path.basename(os.path.normpath(workdir)), config,
+                run_record.arch_fingerprint(config))  # the spec must build
     except (OSError, json.JSONDecodeError) as e:
       raise ValueError(f"{workdir!r} has no readable {run_record.CONFIG} ({e}); allowed: the "
                        "workdir of an mnv2-train run") from None

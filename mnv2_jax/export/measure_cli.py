@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from mnv2_jax import run_record
 from mnv2_jax.export import latency
+from mnv2_jax.export import measure
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -43,7 +44,6 @@ def check_args(args) -> tuple[tuple[int, ...], list[str]]:
                            ("--memory_batch", args.memory_batch, 1)):
     if value < low:
       raise ValueError(f"{flag} must be an integer >= {low}, got {value}")
-  from mnv2_jax.export import measure  # pylint: disable=g-import-not-at-top
   workdirs = []
   for path in args.paths:
     if os.path.isfile(os.path.join(path, run_record.CONFIG)):
@@ -70,7 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
   try:
     threads, workdirs = check_args(args)
-    from mnv2_jax.export import measure  # pylint: disable=g-import-not-at-top
     runs = measure.load_runs(workdirs)
   except ValueError as e:
     print(f"mnv2-measure: error: {e}", file=sys.stderr)

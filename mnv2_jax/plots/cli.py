@@ -23,6 +23,7 @@ from mnv2_jax.plots import fig5
 from mnv2_jax.plots import fig6
 from mnv2_jax.plots import style
 from mnv2_jax.results import collect
+from mnv2_jax.results import costs
 
 
 def render_all(records: Sequence[collect.RunRecord], out: str, *, metric: str = "final",
@@ -32,7 +33,7 @@ def render_all(records: Sequence[collect.RunRecord], out: str, *, metric: str = 
   fig = fig5.figure(records, metric=metric, overlay_paper=overlay_paper)
   if fig is not None:
     paths += style.save(fig, out, "fig5")
-  for cost in fig5.costs_present(records):
+  for cost in costs.measured_present(records):
     fig = fig5.figure(records, metric=metric, cost=cost)
     if fig is not None:
       paths += style.save(fig, out, f"fig5_{cost}")

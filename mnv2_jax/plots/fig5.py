@@ -1,6 +1,6 @@
 """Fig. 5 style: top-1 vs a cost (log x), colour = resolution, marker = series.
 
-The cost is one of `COSTS`: "madds" (the paper's Fig. 5), or the measured "latency" and
+The cost is one of `results.costs.COSTS`: "madds" (the paper's Fig. 5), or the measured "latency" and
 "memory" of `mnv2-measure` (efficiency.json), drawn with the same points and frontier logic.
 
 Each marker is one experiment group (`results.grouping`: everything but the seed equal),
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import matplotlib.colors as mcolors
 import numpy as np
@@ -26,41 +26,9 @@ import numpy as np
 from mnv2_jax.plots import paper_points
 from mnv2_jax.plots import style
 from mnv2_jax.results import collect
+from mnv2_jax.results import costs
 from mnv2_jax.results import grouping
 from mnv2_jax.results import pareto
-
-
-@dataclasses.dataclass(frozen=True)
-class Cost:
-  """An x axis: `of(record)` in the axis' unit (None: the record does not have it)."""
-  name: str
-  label: str        # axis label
-  title: str        # "Accuracy vs <title>"
-  column: str       # the frontier table's column
-  of: Callable[[collect.RunRecord], float | None]
-
-
-COSTS = {
-    "madds": Cost("madds", "Multiply-Adds, Millions", "MAdds", "mmadds",
-                  lambda r: None if r.madds is None else r.madds / 1e6),
-    "latency": Cost("latency", "TF-Lite latency, ms (XNNPACK, float32, batch 1)", "latency",
-                    "latency_ms", lambda r: r.latency_ms),
-    "memory": Cost("memory", "Peak inference memory, MB (XLA temp, batch 1)", "peak memory",
-                   "peak_mem_mb",
-                   lambda r: None if r.peak_memory_bytes is None else r.peak_memory_bytes / 1e6),
-}
-MEASURED_COSTS = ("latency", "memory")
-
-
-def costs_present(records: Sequence[collect.RunRecord]) -> list[str]:
-  """The measured costs some finished record has (the figures `mnv2-plot` adds)."""
-  return [c for c in MEASURED_COSTS if any(COSTS[c].of(r) is not None for r in records)]
-
-
-def _cost(name: str) -> Cost:
-  if name not in COSTS:
-    raise ValueError(f"cost must be one of {sorted(COSTS)}, got {name!r}")
-  return COSTS[name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +53,7 @@ def aggregate_points(records: Sequence[collect.RunRecord], metric: str = "final"
   A group's x is the mean of its runs' cost (runs of one group share one architecture, so
   their measured costs are one measurement).
   """
-  of = _cost(cost).of
+  of = costs.get(cost).of
   groups = [g for g in grouping.groups(records, metric)
             if g.first.madds is not None and all(of(r) is not None for r in g.runs)]
   varying = grouping.varying_settings([r for g in groups for r in g.runs])
@@ -106,7 +74,7 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
 
   `overlay_paper` (the released checkpoints' MAdds) applies to the "madds" cost only.
   """
-  axis = _cost(cost)
+  axis = costs.get(cost)
   points = aggregate_points(records, metric, cost)
   overlay_paper = overlay_paper and cost == "madds"
   if not points and not overlay_paper:
@@ -161,7 +129,7 @@ def frontier_rows(records: Sequence[collect.RunRecord], metric: str = "final",
   """The plotted points as rows, each marked whether it is on its series' Pareto frontier in
   that cost (what the W&B report run logs next to the figure). Rows of a measured cost carry
   its column (`Cost.column`) beside "mmadds"."""
-  axis = _cost(cost)
+  axis = costs.get(cost)
   rows = []
   for series, pts in sorted(aggregate_points(records, metric, cost).items()):
     front = set(pareto.frontier([(p.x, p.mean) for p in pts]))

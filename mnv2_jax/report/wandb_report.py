@@ -29,6 +29,7 @@ from mnv2_jax.plots import fig5
 from mnv2_jax.plots import fig6
 from mnv2_jax.results import claims_table
 from mnv2_jax.results import collect
+from mnv2_jax.results import costs
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
@@ -59,7 +60,7 @@ def _log_frontier(writer, records, metric: str, cost: str) -> None:
   frontier = fig5.frontier_rows(records, metric, cost)
   if not frontier:
     return
-  axis = fig5.COSTS[cost]
+  axis = costs.get(cost)
   suffix = "" if cost == "madds" else f"_{cost}"
   writer.log_table(f"results/frontier{suffix}", *_table(frontier))
   on = [[r[axis.column], r["top1_mean"], r["series"]] for r in frontier if r["on_frontier"]]
@@ -88,7 +89,7 @@ def log_report(records: Sequence[collect.RunRecord], runs, aggregate, deltas, *,
     writer.log_plot("results/top1_vs_madds", "scatter",
                     ["mmadds", "top1", "variant", "width", "resolution", "seed"], points,
                     x="mmadds", y="top1", title=f"{metric} top-1 vs MAdds")
-  for cost in ("madds", *fig5.costs_present(records)):
+  for cost in ("madds", *costs.measured_present(records)):
     _log_frontier(writer, records, metric, cost)
   curves = curve_rows(records)
   if curves:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mnv2_jax.results import collect
+from mnv2_jax.results import costs
 from mnv2_jax.results import grouping
 from mnv2_jax.results import stats
 
@@ -29,23 +30,13 @@ def _mmadds(madds: int | None) -> float | None:
   return None if madds is None else round(madds / 1e6, 1)
 
 
-# Measured inference costs (`mnv2-measure`, efficiency.json): column -> value of a record.
-MEASURED = {"latency_ms": lambda r: r.latency_ms,
-            "peak_mem_mb": lambda r: None if r.peak_memory_bytes is None
-            else r.peak_memory_bytes / 1e6}
-
-
-def measured_columns(records: Sequence[collect.RunRecord]) -> list[str]:
-  """The MEASURED columns some record has a value for (none: the tables are as before)."""
-  return [c for c, of in MEASURED.items() if any(of(r) is not None for r in records)]
-
-
-def _measured(runs: Sequence[collect.RunRecord], columns: Sequence[str]) -> Row:
-  """Each measured column's mean over `runs` that have it (runs of one group share it)."""
+def _measured(runs: Sequence[collect.RunRecord], names: Sequence[str]) -> Row:
+  """Each measured cost's column (`costs.COSTS`), its mean over `runs` that have it (runs of
+  one group share one measurement)."""
   out = {}
-  for c in columns:
-    values = [MEASURED[c](r) for r in runs if MEASURED[c](r) is not None]
-    out[c] = round(sum(values) / len(values), 4) if values else None
+  for cost in map(costs.get, names):
+    values = [v for v in map(cost.of, runs) if v is not None]
+    out[cost.column] = round(sum(values) / len(values), 4) if values else None
   return out
 
 
@@ -53,10 +44,10 @@ def run_rows(records: Sequence[collect.RunRecord]) -> list[Row]:
   """One row per run, sorted by model, dataset, MAdds, variant, seed.
 
   Settings that differ among the runs (`grouping.varying_settings`) get a column each, and so
-  do the measured costs (`measured_columns`: latency in ms, peak inference memory in MB).
+  do the measured costs (`costs.measured_present`: latency in ms, peak inference memory in MB).
   """
   varying = grouping.varying_settings(records)
-  measured = measured_columns(records)
+  measured = costs.measured_present(records)
   rows = []
   for r in sorted(records, key=lambda r: (r.model, str(r.dataset), r.madds or 0, r.width,
                                           r.resolution, r.variant, repr(sorted(r.settings.items())),
@@ -80,7 +71,7 @@ def aggregate_rows(records: Sequence[collect.RunRecord], metric: str = "final",
                    confidence: float = stats.DEFAULT_CONFIDENCE) -> list[Row]:
   """Mean, std and t-CI of top-1 (and mean top-5) over the seeds of each experiment group."""
   varying = grouping.varying_settings(grouping.finished(records, metric))
-  measured = measured_columns(records)
+  measured = costs.measured_present(records)
   rows = []
   for g in grouping.groups(records, metric):
     r = g.first

@@ -15,6 +15,7 @@ from mnv2_jax.export import measure_cli
 from mnv2_jax.plots import cli as plots_cli
 from mnv2_jax.plots import fig5
 from mnv2_jax.results import collect
+from mnv2_jax.results import costs
 from mnv2_jax.results import tables
 from mnv2_jax.results import testing
 
@@ -121,7 +122,7 @@ def test_frontier_in_a_measured_cost(tmp_path):
   rows = {r["width"]: r for r in fig5.frontier_rows(records, cost="latency")}
   assert {w: r["on_frontier"] for w, r in rows.items()} == {0.35: True, 0.5: False, 0.75: True}
   assert rows[0.5]["latency_ms"] == 2.0 and rows[0.5]["mmadds"] > rows[0.35]["mmadds"]
-  assert fig5.costs_present(records) == ["latency", "memory"]
+  assert costs.measured_present(records) == ["latency", "memory"]
   assert [r["peak_mem_mb"] for r in fig5.frontier_rows(records, cost="memory")] == [1, 2, 3]
   with pytest.raises(ValueError, match="cost must be one of"):
     fig5.frontier_rows(records, cost="energy")
