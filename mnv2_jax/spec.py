@@ -16,6 +16,22 @@ Conventions follow the released TF-Slim checkpoints (see shared/reference/mobile
 A `Layer` output is "post batch-norm and activation"; a `Shortcut(source, target)` adds the
 final output of `source` (after its own incoming add, if any) to the output of `target` after
 `target`'s activation. That one rule expresses all three shortcut placements of Fig. 6b.
+
+Dense prediction (SSDLite, DeepLabv3; `mnv2_jax.heads_spec` builds their heads from these specs)
+needs two more things, both derived here:
+- `output_stride` (8 / 16 / 32; None = 32, the classifier): slim's atrous rule
+  (`mobilenet.py` `mobilenet_base`): walking the strided ops in order, once the running stride
+  equals `output_stride` every later op gets stride 1 and the current rate, and the rate is
+  multiplied by the stride the op would have had. The rate acts on the depthwise convs only
+  (`Layer.rate`), TF "SAME" padded on the dilated kernel. OS16 on V2: block_13 (layer_15) has
+  stride 1, rate 1; blocks 14-16 rate 2. OS8: block_6 stride 1; blocks 7-13 rate 2, 14-16 rate 4.
+- `endpoints`: slim's names for layer outputs (`ArchSpec.endpoint`). V2: `layer_1` (stem conv),
+  `layer_{i+2}` (block i's projection), `layer_{i+2}/expansion_output` and
+  `layer_{i+2}/depthwise_output`, `layer_19` (the last 1x1 conv). So `layer_15/expansion_output`
+  is the expansion of the first 160-channel block, after its activation and after any shortcut
+  landing on it (under shortcut="expansion": the tensor its depthwise conv reads), and
+  `layer_18` is the 320-channel bottleneck. V1: `Conv2d_0`, `Conv2d_{i+1}_depthwise` and
+  `Conv2d_{i+1}_pointwise`.
 """
 
 from __future__ import annotations
@@ -27,7 +43,7 @@ from typing import Any, Literal
 
 from mnv2_jax import ablations
 
-ACTIVATIONS = ("relu6", "linear")
+ACTIVATIONS = ("relu6", "relu", "linear")
 BOTTLENECK_ACTIVATIONS = ablations.get("model.bottleneck_activation").values
 SHORTCUTS = ablations.get("model.shortcut").values
 MIN_RESOLUTION = 32
@@ -73,6 +89,7 @@ class Layer:
   activation: str
   batch_norm: bool = True
   bias: bool = False
+  rate: int = 1   # dilation of the kernel (atrous conv); the output grid is unchanged
 
   @property
   def path(self) -> str:
@@ -102,6 +119,16 @@ class Layer:
     return self.out_size * self.out_size * self.kernel_params
 
   @property
+  def madds_space_to_batch(self) -> int:
+    """`madds` with a dilated conv counted on TF's space-to-batch grid: the output side rounded
+    up to a multiple of the rate (33 -> 36 at rate 6), as `tf.nn.atrous_conv2d` computes it.
+    The paper's Table 7 ASPP rows (5.8B, 387B) are only reproduced this way."""
+    if self.rate == 1 or self.kernel == 1:
+      return self.madds
+    grid = -(-self.out_size // self.rate) * self.rate
+    return grid * grid * self.kernel_params
+
+  @property
   def output_elements(self) -> int:
     """Elements of this layer's output for one image."""
     return self.out_size * self.out_size * self.out_channels
@@ -124,12 +151,35 @@ class ArchSpec:
   layers: tuple[Layer, ...]
   shortcuts: tuple[Shortcut, ...]
   axes: tuple[tuple[str, Any], ...] = ()   # (field, value) of the ablation axes it was built with
+  output_stride: int | None = None          # None: the natural stride (32)
+  endpoints: tuple[tuple[str, str], ...] = ()  # (slim endpoint name, layer path)
 
   def layer(self, path: str) -> Layer:
     for layer in self.layers:
       if layer.path == path:
         return layer
     raise KeyError(path)
+
+  def endpoint(self, name: str) -> Layer:
+    """The layer whose output is slim's endpoint `name` (ValueError listing the names)."""
+    paths = dict(self.endpoints)
+    if name not in paths:
+      raise ValueError(f"endpoint {name!r} is not an endpoint of {self.model}; endpoints: "
+                       f"{tuple(paths)}")
+    return self.layer(paths[name])
+
+  def layers_through(self, path: str) -> tuple[Layer, ...]:
+    """The layers up to and including `path`: the backbone a dense head truncates."""
+    paths = [l.path for l in self.layers]
+    return self.layers[:paths.index(path) + 1]
+
+  @property
+  def effective_stride(self) -> int:
+    """Input side / feature side: the product of the strides (= `output_stride` if set)."""
+    stride = 1
+    for layer in self.layers:
+      stride *= layer.stride
+    return stride
 
   @property
   def scopes(self) -> tuple[str, ...]:
@@ -155,21 +205,56 @@ def _check_common(width_multiplier, resolution, num_classes):
     raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
-class _Builder:
-  """Appends layers while tracking the current spatial size and channel count."""
+OUTPUT_STRIDES = (8, 16, 32)  # slim's / DeepLab's; any running stride of the backbone works
 
-  def __init__(self, resolution: int, in_channels: int = 3):
+
+class _Builder:
+  """Appends layers while tracking the current spatial size and channel count, and applies
+  slim's atrous rule for `output_stride` (module docstring) through `stride_rate`."""
+
+  def __init__(self, resolution: int, in_channels: int = 3, output_stride: int | None = None):
     self.size, self.channels, self.layers = resolution, in_channels, []
+    self.output_stride, self.current_stride, self.rate = output_stride, 1, 1
+
+  def stride_rate(self, stride: int) -> tuple[int, int]:
+    """(stride, rate) of the next strided op whose natural stride is `stride` (slim's rule)."""
+    if self.output_stride is not None and self.current_stride == self.output_stride:
+      rate = self.rate
+      self.rate *= stride
+      return 1, rate
+    self.current_stride *= stride
+    return stride, 1
 
   def add(self, scope, name, op, kernel, stride, out_channels, activation, *, batch_norm=True,
-          bias=False) -> Layer:
+          bias=False, rate=1) -> Layer:
     out_size = 1 if op == "dense" else _same(self.size, stride)
     in_size = 1 if op == "dense" else self.size
     layer = Layer(scope, name, op, kernel, stride, self.channels, out_channels, in_size,
-                  out_size, activation, batch_norm, bias)
+                  out_size, activation, batch_norm, bias, rate if kernel > 1 else 1)
     self.layers.append(layer)
     self.size, self.channels = out_size, out_channels
     return layer
+
+  def check_reached(self, model: str) -> None:
+    if self.output_stride is not None and self.current_stride != self.output_stride:
+      raise ValueError(f"output_stride={self.output_stride} is not a stride {model} reaches; "
+                       f"allowed: None or one of {_powers(self.current_stride)}")
+
+
+def _powers(top: int) -> tuple[int, ...]:
+  out, s = [], 2
+  while s <= top:
+    out.append(s)
+    s *= 2
+  return tuple(out)
+
+
+def _check_output_stride(output_stride) -> None:
+  if output_stride is None:
+    return
+  if isinstance(output_stride, bool) or not isinstance(output_stride, int) or output_stride < 2:
+    raise ValueError(f"output_stride must be None or an integer in {_powers(32)} (slim: 8, 16 "
+                     f"or 32), got {output_stride!r}")
 
 
 _V2 = ablations.baselines("mobilenet_v2")
@@ -180,7 +265,8 @@ def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
                       expansion_factor: float = _V2["expansion_factor"],
                       bottleneck_activation: str = _V2["bottleneck_activation"],
                       shortcut: str = _V2["shortcut"],
-                      depthwise_kernel: int = _V2["depthwise_kernel"]) -> ArchSpec:
+                      depthwise_kernel: int = _V2["depthwise_kernel"],
+                      output_stride: int | None = None) -> ArchSpec:
   """MobileNetV2 (Sandler et al. 2018, Table 2) with its ablation axes (`mnv2_jax.ablations`).
 
   - `bottleneck_activation="relu6"` puts ReLU6 after the projection's batch norm (Fig. 6a).
@@ -192,15 +278,20 @@ def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
   - `expansion_factor`: t of every block but the first (Table 2 uses 6).
   - `depthwise_kernel`: k of every k x k depthwise conv (3 in the paper; 5 as in MnasNet and
     MobileNetV3), TF "SAME" padded, so spatial sizes do not change.
+  - `output_stride`: None (32) or a smaller stride reached by dilating the later depthwise
+    convs instead (module docstring); parameters do not change, MAdds grow.
   """
   _check_common(width_multiplier, resolution, num_classes)
+  _check_output_stride(output_stride)
   values = dict(expansion_factor=expansion_factor, bottleneck_activation=bottleneck_activation,
                 shortcut=shortcut, depthwise_kernel=depthwise_kernel)
   for field, value in values.items():
     ablations.get(f"model.{field}").check(value)
 
-  b = _Builder(resolution)
-  b.add("stem", "conv", "conv", 3, 2, make_divisible(V2_STEM * width_multiplier), "relu6")
+  b = _Builder(resolution, output_stride=output_stride)
+  stride, _ = b.stride_rate(2)
+  b.add("stem", "conv", "conv", 3, stride, make_divisible(V2_STEM * width_multiplier), "relu6")
+  endpoints = [("layer_1", "stem/conv")]
   prev_output = "stem/conv"
   # Per block: (path of its input tensor, expand path or None, project path, residual?)
   blocks = []
@@ -208,23 +299,30 @@ def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
   for t, c, n, s in V2_BLOCKS:
     out_channels = make_divisible(c * width_multiplier)
     for i in range(n):
-      stride = s if i == 0 else 1
+      stride, rate = b.stride_rate(s if i == 0 else 1)
       scope = f"block_{index}"
+      name = f"layer_{index + 2}"
       in_channels = b.channels
       factor = 1 if index == 0 else expansion_factor
       inner = in_channels if factor == 1 else make_divisible(in_channels * factor)
       expand = None
       if inner > in_channels:
         expand = b.add(scope, "expand", "conv", 1, 1, inner, "relu6").path
-      b.add(scope, "depthwise", "depthwise", depthwise_kernel, stride, inner, "relu6")
+        endpoints.append((f"{name}/expansion_output", expand))
+      depthwise = b.add(scope, "depthwise", "depthwise", depthwise_kernel, stride, inner, "relu6",
+                        rate=rate).path
       project = b.add(scope, "project", "conv", 1, 1, out_channels, bottleneck_activation).path
+      endpoints += [(f"{name}/depthwise_output", depthwise), (name, project)]
       residual = stride == 1 and in_channels == out_channels
       blocks.append((prev_output, expand, project, residual))
       prev_output = project
       index += 1
 
   last = V2_LAST if width_multiplier <= 1.0 else make_divisible(V2_LAST * width_multiplier)
+  b.stride_rate(1)
   b.add("head", "conv", "conv", 1, 1, last, "relu6")
+  endpoints.append((f"layer_{index + 2}", "head/conv"))
+  b.check_reached("mobilenet_v2")
   b.add("logits", "dense", "dense", 1, 1, num_classes, "linear", batch_norm=False, bias=True)
 
   shortcuts = []
@@ -244,28 +342,36 @@ def mobilenet_v2_spec(width_multiplier: float = 1.0, resolution: int = 224,
     shortcuts.append(Shortcut(expand, next_expand))
 
   return ArchSpec("mobilenet_v2", float(width_multiplier), resolution, num_classes,
-                  tuple(b.layers), tuple(shortcuts), axes=tuple(values.items()))
+                  tuple(b.layers), tuple(shortcuts), axes=tuple(values.items()),
+                  output_stride=output_stride, endpoints=tuple(endpoints))
 
 
 def mobilenet_v1_spec(width_multiplier: float = 1.0, resolution: int = 224,
-                      num_classes: int = 1000) -> ArchSpec:
+                      num_classes: int = 1000, *, output_stride: int | None = None) -> ArchSpec:
   """MobileNetV1 (Howard et al. 2017): 3x3 conv + 13 depthwise-separable layers, ReLU6 + BN.
 
   Widths follow slim's `mobilenet_v1.py`: `max(int(c * multiplier), 8)` (no rounding to 8).
+  `output_stride` as for V2 (slim's `mobilenet_v1_base` applies the same atrous rule).
   """
   _check_common(width_multiplier, resolution, num_classes)
+  _check_output_stride(output_stride)
 
   def depth(c):
     return max(int(c * width_multiplier), 8)
 
-  b = _Builder(resolution)
-  b.add("stem", "conv", "conv", 3, 2, depth(V1_STEM), "relu6")
+  b = _Builder(resolution, output_stride=output_stride)
+  b.add("stem", "conv", "conv", 3, b.stride_rate(2)[0], depth(V1_STEM), "relu6")
+  endpoints = [("Conv2d_0", "stem/conv")]
   for i, (c, s) in enumerate(V1_LAYERS):
-    b.add(f"block_{i}", "depthwise", "depthwise", 3, s, b.channels, "relu6")
+    stride, rate = b.stride_rate(s)
+    b.add(f"block_{i}", "depthwise", "depthwise", 3, stride, b.channels, "relu6", rate=rate)
     b.add(f"block_{i}", "pointwise", "conv", 1, 1, depth(c), "relu6")
+    endpoints += [(f"Conv2d_{i + 1}_depthwise", f"block_{i}/depthwise"),
+                  (f"Conv2d_{i + 1}_pointwise", f"block_{i}/pointwise")]
+  b.check_reached("mobilenet_v1")
   b.add("logits", "dense", "dense", 1, 1, num_classes, "linear", batch_norm=False, bias=True)
   return ArchSpec("mobilenet_v1", float(width_multiplier), resolution, num_classes,
-                  tuple(b.layers), ())
+                  tuple(b.layers), (), output_stride=output_stride, endpoints=tuple(endpoints))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,11 +432,12 @@ def check_model_name(name: str) -> str:
   return name
 
 
-def from_config(model: Mapping[str, Any], resolution: int, num_classes: int) -> ArchSpec:
+def from_config(model: Mapping[str, Any], resolution: int, num_classes: int, *,
+                output_stride: int | None = None) -> ArchSpec:
   """The spec of a `config.model` section (or a summary/config.json dict): name, width, axes.
 
   Axes the model does not have are ignored (a MobileNetV1 config keeps the V2 fields); absent
-  axes take their baselines.
+  axes take their baselines. `output_stride`: see `mobilenet_v2_spec`.
   """
   name = check_model_name(model["name"])
   build = SPECS[name]
@@ -345,4 +452,5 @@ def from_config(model: Mapping[str, Any], resolution: int, num_classes: int) -> 
                        f"keyword {axis.field!r}: add it (mnv2_jax.ablations)")
     # A compute-neutral axis the spec does not describe (its model code alone computes it)
     # changes no layer shape, so the spec and its counts are the same whatever its value.
-  return build(float(model["width_multiplier"]), int(resolution), int(num_classes), **axes)
+  return build(float(model["width_multiplier"]), int(resolution), int(num_classes), **axes,
+               output_stride=output_stride)

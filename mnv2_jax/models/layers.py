@@ -91,12 +91,15 @@ def conv(layer: spec_lib.Layer, numerics: Numerics, x: jax.Array, kernel: jax.Ar
   x, kernel = x.astype(numerics.dtype), kernel.astype(numerics.dtype)
   impl = numerics.impl
   if layer.op == "depthwise":
-    return dw_ops.depthwise_conv(x, kernel, layer.stride, impl.depthwise, impl.partition)
+    return dw_ops.depthwise_conv(x, kernel, layer.stride, impl.depthwise, impl.partition,
+                                 rate=layer.rate)
   if layer.kernel == 1 and layer.stride == 1:
     return pw_ops.pointwise_conv(x, kernel[0, 0], impl.pointwise)
-  pads = [dw_ops.same_padding(x.shape[1], layer.kernel, layer.stride),
-          dw_ops.same_padding(x.shape[2], layer.kernel, layer.stride)]
+  extent = dw_ops.dilated_extent(layer.kernel, layer.rate)
+  pads = [dw_ops.same_padding(x.shape[1], extent, layer.stride),
+          dw_ops.same_padding(x.shape[2], extent, layer.stride)]
   return lax.conv_general_dilated(x, kernel, (layer.stride, layer.stride), pads,
+                                  rhs_dilation=(layer.rate, layer.rate),
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 

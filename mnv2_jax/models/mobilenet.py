@@ -61,6 +61,7 @@ class _MobileNet(nn.Module):
   kernel_init: str = "slim"
   impl: impl_lib.Impl = impl_lib.Impl()
   inference_split: int = 1
+  output_stride: int | None = None
 
   def __post_init__(self):
     # Fail on bad fields at construction, before any tracing or compilation.
@@ -87,10 +88,14 @@ class _MobileNet(nn.Module):
     return spec_lib.from_config(
         {"name": self.NAME, "width_multiplier": self.width_multiplier,
          **{a.field: getattr(self, a.field) for a in ablations.axes(self.NAME)}},
-        resolution, self.num_classes)
+        resolution, self.num_classes, output_stride=self.output_stride)
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool,
+               endpoints: tuple[str, ...] = ()) -> jax.Array | dict[str, jax.Array]:
+    """Logits (float32); or, with `endpoints` (slim names, `spec.ArchSpec.endpoint`), the
+    backbone only, up to the last endpoint asked for (no later layer and no classifier is
+    declared), returning {name: feature map} in the compute dtype: the dense heads' input."""
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError(f"images must be NHWC with 3 channels, got shape {x.shape}")
     if min(x.shape[1:3]) < spec_lib.MIN_RESOLUTION:
@@ -100,6 +105,8 @@ class _MobileNet(nn.Module):
     dtype = _resolve_dtype(self.dtype)
     numerics = layers.Numerics(dtype, self.bn_momentum, self.bn_epsilon, self.kernel_init,
                                self.impl.resolve(dtype=dtype))
+    if endpoints:
+      return self._features(x, arch, numerics, tuple(endpoints), train)
     if self.inference_split > 1:
       if train:
         raise ValueError(f"inference_split={self.inference_split} is an inference schedule "
@@ -118,6 +125,26 @@ class _MobileNet(nn.Module):
       saved.update({p: v for p, v in outputs.items() if p in sources})
       x = outputs[group[-1].path]
     return x.astype(jnp.float32)
+
+  def _features(self, x, arch: spec_lib.ArchSpec, numerics: layers.Numerics,
+                endpoints: tuple[str, ...], train: bool) -> dict[str, jax.Array]:
+    if self.inference_split > 1:
+      raise ValueError(f"inference_split={self.inference_split} computes logits only; use 1 "
+                       "for feature endpoints")
+    paths = {name: arch.endpoint(name).path for name in endpoints}
+    order = [l.path for l in arch.layers]
+    used = arch.layers_through(max(paths.values(), key=order.index))
+    sources = {s.source for s in arch.shortcuts}
+    keep = sources | set(paths.values())
+    saved: dict[str, jax.Array] = {}
+    for scope in dict.fromkeys(l.scope for l in used):
+      group = tuple(l for l in used if l.scope == scope)
+      incoming = {s.target: saved[s.source] for s in arch.shortcuts
+                  if s.target.startswith(scope + "/") and s.source in saved}
+      outputs = layers.LayerGroup(group, numerics, name=scope)(x, incoming, train=train)
+      saved.update({p: v for p, v in outputs.items() if p in keep})
+      x = outputs[group[-1].path]
+    return {name: saved[path] for name, path in paths.items()}
 
   def _classifier(self, x: jax.Array, scope: str, numerics: layers.Numerics,
                   train: bool) -> jax.Array:
@@ -182,6 +209,8 @@ class MobileNetV2(_MobileNet):
       at inference (paper §5.1, `mnv2_jax.models.split`): same variables, same outputs up to
       round-off, less peak memory. Must divide every inner width; not with shortcut="expansion"
       nor in training. 1 (default): the standard forward.
+    output_stride: None (32) or 16 / 8: later depthwise convs dilated instead of strided
+      (slim's atrous rule, `spec`), for the dense heads (`mnv2_jax.models.heads`).
   """
   NAME = "mobilenet_v2"
   # The ablation axes (mnv2_jax.ablations declares them; one field per axis of this model).

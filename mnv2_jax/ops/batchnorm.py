@@ -42,13 +42,16 @@ import numpy as np
 from mnv2_jax.ops import native
 from mnv2_jax.ops.native import partition as native_partition
 
-ACTIVATIONS = ("relu6", "linear")
+ACTIVATIONS = ("relu6", "relu", "linear")
+NATIVE_ACTIVATIONS = ("relu6", "linear")  # what the C++ gradient kernel masks
 
 
 def activate(z: jax.Array, activation: str) -> jax.Array:
-  """ReLU6 (``clip(z, 0, 6)``) or identity."""
+  """ReLU6 (``clip(z, 0, 6)``), ReLU (DeepLab's head) or identity."""
   if activation == "relu6":
     return jnp.clip(z, 0, 6)
+  if activation == "relu":
+    return jnp.maximum(z, 0)
   if activation == "linear":
     return z
   raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
@@ -67,13 +70,14 @@ def batch_norm_act(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: flo
   dtype; mean and (biased) variance are float32, for the running averages (they carry no
   gradient). ``impl``: ``"xla"`` or ``"native"`` (CPU, float32 ``x``; the caller resolves
   ``"auto"`` through ``ops.impl.Impl``); ``partition``: how the native calls are partitioned on
-  a mesh (``"sharded"`` or ``"gathered"``).
+  a mesh (``"sharded"`` or ``"gathered"``). An activation the native kernels do not have
+  (``"relu"``, only in the DeepLab head) runs ``"xla"``: same function.
   """
   if activation not in ACTIVATIONS:
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f"batch norm impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
-  if impl == "native":
+  if impl == "native" and activation in NATIVE_ACTIVATIONS:
     if x.dtype != jnp.float32:
       raise ValueError(f"the native batch norm needs float32 inputs, got {x.dtype}")
     native.ensure_registered()

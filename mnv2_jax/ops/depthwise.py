@@ -30,6 +30,13 @@ Implementations (``IMPLEMENTATIONS``):
   runs the kernels on its batch shard, the weight gradient is all-reduced
   (``ops/native/partition.py``).
 
+Dilation (``rate`` > 1, atrous depthwise for output strides 16 / 8): ``y`` reads
+``x_pad[n, i + rate * di, j + rate * dj, c]``, SAME-padded for the dilated kernel extent
+``rate * (k - 1) + 1``, stride 1 (slim's atrous rule never strides a dilated layer). ``xla``
+dilates the grouped conv (``rhs_dilation``); ``taps`` and ``taps_vjp`` space their taps
+``rate`` apart (forward, both gradients); the native kernels have no rate, so a dilated layer
+under ``native`` runs ``taps_vjp`` instead, logged once per process.
+
 ``"auto"`` picks per backend (``mnv2_jax.ops.impl``): CPU -> ``native`` (``taps_vjp`` if no C++
 compiler is available), GPU/TPU -> ``xla``. Measurements behind the choice are in
 benchmarks/RESULTS.md.
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import functools
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,16 +74,22 @@ def resolve_impl(impl: str, backend: str | None = None) -> str:
   return impl_lib.Impl(depthwise=impl).resolve(backend).depthwise
 
 
-def _depthwise_xla(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-  kh, kw = kernel.shape[:2]
+def dilated_extent(kernel: int, rate: int) -> int:
+  """Spatial extent of a ``kernel``-tap filter dilated by ``rate``."""
+  return rate * (kernel - 1) + 1
+
+
+def _depthwise_xla(x: jax.Array, kernel: jax.Array, stride: int, rate: int = 1) -> jax.Array:
+  kh, kw = (dilated_extent(k, rate) for k in kernel.shape[:2])
   pads = [same_padding(x.shape[1], kh, stride), same_padding(x.shape[2], kw, stride)]
   return lax.conv_general_dilated(
-      x, kernel, window_strides=(stride, stride), padding=pads,
+      x, kernel, window_strides=(stride, stride), padding=pads, rhs_dilation=(rate, rate),
       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
 
 
-def _pad_same(x: jax.Array, kh: int, kw: int, stride: int) -> jax.Array:
-  """Zero-pads the spatial dims of NHWC ``x`` as TF SAME does."""
+def _pad_same(x: jax.Array, kh: int, kw: int, stride: int, rate: int = 1) -> jax.Array:
+  """Zero-pads the spatial dims of NHWC ``x`` as TF SAME does (for the dilated extent)."""
+  kh, kw = dilated_extent(kh, rate), dilated_extent(kw, rate)
   pads = (same_padding(x.shape[1], kh, stride), same_padding(x.shape[2], kw, stride))
   return jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
 
@@ -88,36 +102,38 @@ def _tap(xp: jax.Array, di: int, dj: int, ho: int, wo: int, stride: int) -> jax.
                    (1, stride, stride, 1))
 
 
-def _depthwise_taps(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+def _depthwise_taps(x: jax.Array, kernel: jax.Array, stride: int, rate: int = 1) -> jax.Array:
   _, h, w, _ = x.shape
   kh, kw = kernel.shape[:2]
-  xp = _pad_same(x, kh, kw, stride)
+  xp = _pad_same(x, kh, kw, stride, rate)
   ho, wo = -(-h // stride), -(-w // stride)
   out = None
   for di in range(kh):
     for dj in range(kw):
-      term = _tap(xp, di, dj, ho, wo, stride) * kernel[di, dj, 0]
+      term = _tap(xp, rate * di, rate * dj, ho, wo, stride) * kernel[di, dj, 0]
       out = term if out is None else out + term
   return out
 
 
 def _input_grad(g: jax.Array, kernel: jax.Array, x_shape: tuple[int, ...],
-                stride: int) -> jax.Array:
+                stride: int, rate: int = 1) -> jax.Array:
   """Transpose of the taps forward w.r.t. ``x``: scatter ``g * k[di, dj]`` back to each tap.
 
   Polyphase form: the padded-input row ``p = stride * q + r`` only receives taps ``di`` with
   ``di = r (mod stride)``, from output row ``i = q - (di - r) // stride``. So phase ``(r, t)`` is
   a small stride-1 correlation of ``g`` (zero-padded in front) with those taps, and the phases
   are interleaved by a stack + reshape. For stride 1 there is one phase: a correlation of the
-  padded gradient with the flipped kernel.
+  padded gradient with the flipped kernel, its taps ``rate`` apart (dilation needs stride 1).
   """
   n, h, w, c = x_shape
   _, ho, wo, _ = g.shape
   kh, kw = kernel.shape[:2]
-  (pt, _), (pl, _) = same_padding(h, kh, stride), same_padding(w, kw, stride)
+  (pt, _) = same_padding(h, dilated_extent(kh, rate), stride)
+  (pl, _) = same_padding(w, dilated_extent(kw, rate), stride)
   # Phase grid covering padded rows [0, stride * qh) and columns [0, stride * qw).
   qh, qw = -(-(pt + h) // stride), -(-(pl + w) // stride)
-  sh, sw = (kh - 1) // stride, (kw - 1) // stride  # Largest backward shift of a phase.
+  # Largest backward shift of a phase.
+  sh, sw = (kh - 1) // stride * rate, (kw - 1) // stride * rate
   # gp[a, b] = g[a - sh, b - sw], zero outside; long enough for every phase's window.
   gp = jnp.pad(g, ((0, 0), (sh, max(qh - ho, 0)), (sw, max(qw - wo, 0)), (0, 0)))
   phases = []
@@ -127,7 +143,7 @@ def _input_grad(g: jax.Array, kernel: jax.Array, x_shape: tuple[int, ...],
       acc = None
       for di in range(r, kh, stride):
         for dj in range(t, kw, stride):
-          a, b = sh - (di - r) // stride, sw - (dj - t) // stride
+          a, b = sh - (di - r) // stride * rate, sw - (dj - t) // stride * rate
           term = lax.slice(gp, (0, a, b, 0), (n, a + qh, b + qw, c)) * kernel[di, dj, 0]
           acc = term if acc is None else acc + term
       if acc is None:  # Kernel smaller than stride: this phase gets nothing.
@@ -144,30 +160,31 @@ def _input_grad(g: jax.Array, kernel: jax.Array, x_shape: tuple[int, ...],
 
 
 def _weight_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, ...],
-                 stride: int) -> jax.Array:
+                 stride: int, rate: int = 1) -> jax.Array:
   """dk[di, dj, 0, c] = sum_{n, i, j} tap_{di, dj}[n, i, j, c] * g[n, i, j, c], float32 sums."""
   kh, kw = kernel_shape[:2]
   _, ho, wo, _ = g.shape
-  xp = _pad_same(x, kh, kw, stride)
+  xp = _pad_same(x, kh, kw, stride, rate)
   g32 = g.astype(jnp.float32)
-  sums = [jnp.sum(_tap(xp, di, dj, ho, wo, stride).astype(jnp.float32) * g32, axis=(0, 1, 2))
+  sums = [jnp.sum(_tap(xp, rate * di, rate * dj, ho, wo, stride).astype(jnp.float32) * g32,
+                  axis=(0, 1, 2))
           for di in range(kh) for dj in range(kw)]
   return jnp.stack(sums).reshape(kernel_shape)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _depthwise_taps_vjp(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-  return _depthwise_taps(x, kernel, stride)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_taps_vjp(x: jax.Array, kernel: jax.Array, stride: int, rate: int) -> jax.Array:
+  return _depthwise_taps(x, kernel, stride, rate)
 
 
-def _taps_vjp_fwd(x, kernel, stride):
-  return _depthwise_taps(x, kernel, stride), (x, kernel)
+def _taps_vjp_fwd(x, kernel, stride, rate):
+  return _depthwise_taps(x, kernel, stride, rate), (x, kernel)
 
 
-def _taps_vjp_bwd(stride, res, g):
+def _taps_vjp_bwd(stride, rate, res, g):
   x, kernel = res
-  dx = _input_grad(g, kernel, x.shape, stride).astype(x.dtype)
-  dk = _weight_grad(x, g, kernel.shape, stride).astype(kernel.dtype)
+  dx = _input_grad(g, kernel, x.shape, stride, rate).astype(x.dtype)
+  dk = _weight_grad(x, g, kernel.shape, stride, rate).astype(kernel.dtype)
   return dx, dk
 
 
@@ -230,21 +247,34 @@ def _native_bwd(stride, partition, res, g):
 _depthwise_native.defvjp(_native_fwd, _native_bwd)
 
 
+_NOTED_NATIVE_RATE = []
+
+
 def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, impl: str = "auto",
-                   partition: str = "sharded") -> jax.Array:
+                   partition: str = "sharded", rate: int = 1) -> jax.Array:
   """Depthwise conv of NHWC ``x`` with a ``(kh, kw, 1, C)`` kernel, TF SAME padding.
 
   ``impl``: one of ``IMPLEMENTATIONS`` or ``"auto"``; ``partition``: how the native calls are
-  partitioned on a multi-device mesh (``ops.impl``: ``"sharded"`` or ``"gathered"``).
+  partitioned on a multi-device mesh (``ops.impl``: ``"sharded"`` or ``"gathered"``);
+  ``rate``: dilation (module docstring; needs ``stride == 1``).
   """
   if kernel.ndim != 4 or kernel.shape[2] != 1 or kernel.shape[3] != x.shape[-1]:
     raise ValueError(
         f"depthwise kernel must have shape (kh, kw, 1, {x.shape[-1]}), got {kernel.shape}")
+  if rate < 1 or (rate > 1 and stride != 1):
+    raise ValueError(f"depthwise rate must be >= 1, and > 1 only with stride 1; got rate "
+                     f"{rate}, stride {stride}")
   impl = resolve_impl(impl)
+  if impl == "native" and rate > 1:
+    if not _NOTED_NATIVE_RATE:
+      _NOTED_NATIVE_RATE.append(True)
+      logging.info("depthwise: the native kernels have no dilation; dilated (rate > 1) "
+                   "layers run impl='taps_vjp' (same function)")
+    impl = "taps_vjp"
   if impl == "xla":
-    return _depthwise_xla(x, kernel, stride)
+    return _depthwise_xla(x, kernel, stride, rate)
   if impl == "taps_vjp":
-    return _depthwise_taps_vjp(x, kernel, stride)
+    return _depthwise_taps_vjp(x, kernel, stride, rate)
   if impl == "native":
     return _depthwise_native(x, kernel, stride, partition)
-  return _depthwise_taps(x, kernel, stride)
+  return _depthwise_taps(x, kernel, stride, rate)
