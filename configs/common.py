@@ -88,7 +88,8 @@ def optim_config(**overrides) -> ml_collections.ConfigDict:
       name="rmsprop_tf", base_lr=0.045, base_batch_size=96, schedule="exponential",
       decay_rate=0.98, decay_epochs=2.5, staircase=True, warmup_epochs=0.0, momentum=0.9,
       rmsprop_decay=0.9, rmsprop_eps=1.0, nesterov=False, weight_decay=4e-5,
-      grad_clip_norm=0.0, label_smoothing=0.1, ema_decay=0.9999))
+      grad_clip_norm=0.0, label_smoothing=0.1, ema_decay=0.9999,
+      poly_power=0.9))  # schedule="poly" only (DeepLab's learning_power)
   c.update(overrides)
   return c
 
@@ -123,4 +124,20 @@ def base_config(*, dataset: str, resolution: int, batch_size: int, num_epochs: f
   ))
   config.compile_cache_dir = ml_collections.FieldReference(None, field_type=str)
   config.wandb = default_wandb_config()
+  return config
+
+
+def dense_config(*, head: str, dataset: str, resolution: int, batch_size: int,
+                 num_epochs: float, width: float = 1.0) -> ml_collections.ConfigDict:
+  """A detection / segmentation config: `base_config` plus `config.head` (the head, its loss
+  and post-processing, `mnv2_jax.dense.tasks.head_config`) and `config.dense_augment` (the
+  task's augmentation, `mnv2_jax.dense.data.augment_config`), each with the defaults of the
+  code that reads it. `config.input.augment` (the classifier's) is not used by dense runs."""
+  from mnv2_jax.dense import data as dense_data  # pylint: disable=g-import-not-at-top
+  from mnv2_jax.dense import tasks  # pylint: disable=g-import-not-at-top
+  config = base_config(dataset=dataset, resolution=resolution, batch_size=batch_size,
+                       num_epochs=num_epochs, width=width)
+  config.head = tasks.head_config(head)
+  config.dense_augment = dense_data.augment_config(tasks.TASKS[head], resolution)
+  config.optim.label_smoothing = 0.0
   return config

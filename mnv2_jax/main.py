@@ -65,12 +65,18 @@ def main(argv):
   except train.Preempted as e:
     logging.warning("%s", e)
     sys.exit(143)
+  tail = (f"MAdds {summary['madds']:,}  params {summary['params']:,}  "
+          f"wall {summary['wall_time_s']:.0f}s  -> {os.path.abspath(FLAGS.workdir)}")
+  if summary.get("task", "classification") != "classification":
+    metric = summary["metric"]
+    print(f"final eval {metric} {summary['final_metric']:.4f} (best {summary['best_metric']:.4f}"
+          f" at step {summary['best_step']})  {tail}")
+    return
   logging.info("finished: eval top-1 %.4f (best %.4f at step %d); results in %s",
                summary["final/top1"], summary["best/top1"], summary["best_step"],
                FLAGS.workdir)
   print(f"final eval top-1 {summary['final/top1']:.4f}  top-5 {summary['final/top5']:.4f}  "
-        f"MAdds {summary['madds']:,}  params {summary['params']:,}  "
-        f"wall {summary['wall_time_s']:.0f}s  -> {os.path.abspath(FLAGS.workdir)}")
+        f"{tail}")
 
 
 def run():

@@ -33,7 +33,9 @@ import jax
 import optax
 
 OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
-SCHEDULES = ("exponential", "cosine", "constant")
+SCHEDULES = ("exponential", "cosine", "constant", "poly")
+# Fields only one schedule reads (configs made before it existed lack them): {field: schedule}.
+SCHEDULE_FIELDS = {"poly_power": "poly"}
 FIELDS = ("name", "base_lr", "base_batch_size", "schedule", "decay_rate", "decay_epochs",
           "staircase", "warmup_epochs", "momentum", "rmsprop_decay", "rmsprop_eps", "nesterov",
           "weight_decay", "grad_clip_norm", "label_smoothing", "ema_decay")
@@ -73,7 +75,7 @@ def check_fields(optim_cfg) -> None:
   Duration-dependent limits are :func:`schedule_steps`'s.
   """
   present = tuple(optim_cfg.keys())
-  unknown = sorted(set(present) - set(FIELDS))
+  unknown = sorted(set(present) - set(FIELDS) - set(SCHEDULE_FIELDS))
   missing = [f for f in FIELDS if f not in present]
   if unknown or missing:
     raise ValueError(f"config.optim has unknown fields {unknown} and lacks {missing}; its "
@@ -93,6 +95,11 @@ def check_fields(optim_cfg) -> None:
   for field in ("label_smoothing", "ema_decay", "momentum", "rmsprop_decay"):
     _check_range(optim_cfg, field, 0.0, 1.0, low_open=False, high_open=True)
   _check_range(optim_cfg, "rmsprop_eps", 0.0, inf, low_open=True, high_open=True)
+  for field, schedule in SCHEDULE_FIELDS.items():
+    if optim_cfg.schedule == schedule and field not in present:
+      raise ValueError(f"optim.{field} is required by optim.schedule={schedule!r}")
+  if optim_cfg.schedule == "poly":
+    _check_range(optim_cfg, "poly_power", 0.0, inf, low_open=True, high_open=True)
   if optim_cfg.schedule == "exponential":
     _check_range(optim_cfg, "decay_rate", 0.0, 1.0, low_open=True, high_open=False)
     _check_range(optim_cfg, "decay_epochs", 0.0, inf, low_open=True, high_open=True)
@@ -152,6 +159,8 @@ def lr_schedule(optim_cfg, *, steps_per_epoch: int, global_batch_size: int,
   * ``"cosine"``: half-cosine from the peak to 0, reaching 0 at
     ``total_steps`` (``optax.warmup_cosine_decay_schedule``).
   * ``"constant"``: the peak LR.
+  * ``"poly"``: DeepLab's ``peak * (1 - t / T) ** poly_power`` down to 0 at the end of the
+    run (``optax.polynomial_schedule``; T = total steps after warm-up).
 
   Args:
     optim_cfg: ``config.optim`` (see module docstring for the fields used).
@@ -176,6 +185,10 @@ def lr_schedule(optim_cfg, *, steps_per_epoch: int, global_batch_size: int,
     main = optax.exponential_decay(
         init_value=peak, transition_steps=decay_steps,
         decay_rate=optim_cfg.decay_rate, staircase=optim_cfg.staircase)
+  elif optim_cfg.schedule == "poly":
+    main = optax.polynomial_schedule(init_value=peak, end_value=0.0,
+                                     power=optim_cfg.poly_power,
+                                     transition_steps=max(total_steps - warmup_steps, 1))
   else:  # constant
     main = optax.constant_schedule(peak)
 

@@ -28,6 +28,10 @@ import jax
 from jax.experimental import multihost_utils
 
 
+class Preempted(RuntimeError):
+  """SIGTERM received: the state was checkpointed and training stopped cleanly."""
+
+
 class StopAtSignal:
   """Context manager; `requested(step)` says whether to save and stop after `step`.
 

@@ -108,6 +108,12 @@ class Summary:
   best_top5: float | None = None
   best_step: int | None = None
   error: str | None = None
+  # Dense heads (`config.head`): the task, its primary metric ("mAP" / "mIoU") and its values.
+  task: str = "classification"
+  head: str | None = None
+  metric: str = "top1"
+  final_metric: float | None = None
+  best_metric: float | None = None
 
   @classmethod
   def of_config(cls, config: Mapping[str, Any], cplx: complexity.Complexity, *,
@@ -123,6 +129,22 @@ class Summary:
                axes=ablations.values_of(model["name"], model), madds=cplx.madds,
                params=cplx.params, params_no_bn=cplx.params_no_bn,
                run_name=config["wandb"]["name"], group=config["wandb"]["group"], **fields)
+
+  @classmethod
+  def of_dense(cls, config: Mapping[str, Any], *, task: str, metric: str, madds: int,
+               params: int, status: str, **fields) -> "Summary":
+    """A detection / segmentation run's summary: MAdds and params of backbone + head
+    (`heads_complexity`), the primary metric in `final_metric` / `best_metric`."""
+    if status not in TRAINER_STATUSES:
+      raise ValueError(f"summary status must be one of {TRAINER_STATUSES}, got {status!r}")
+    model = config["model"]
+    return cls(status=status, model=model["name"],
+               width_multiplier=float(model["width_multiplier"]),
+               resolution=int(config["input"]["resolution"]), seed=int(config["seed"]),
+               dataset=config["input"]["dataset"],
+               axes=ablations.values_of(model["name"], model), madds=madds, params=params,
+               run_name=config["wandb"]["name"], group=config["wandb"]["group"], task=task,
+               head=config["head"]["name"], metric=metric, **fields)
 
   def to_json(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)

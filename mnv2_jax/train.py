@@ -39,10 +39,11 @@ from mnv2_jax import run_record
 from mnv2_jax import steps as steps_lib
 from mnv2_jax import train_state
 from mnv2_jax import validate
+from mnv2_jax import train_dense
+from mnv2_jax.dense import tasks as dense_tasks
 
 
-class Preempted(RuntimeError):
-  """SIGTERM received: the state was checkpointed and training stopped cleanly."""
+Preempted = preemption.Preempted
 
 
 def _periodic(step: int, every: int, total: int) -> bool:
@@ -136,7 +137,12 @@ def _all_finite(tree) -> bool:
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
-  """Trains `config` in `workdir` (resuming if a checkpoint is there); returns the summary."""
+  """Trains `config` in `workdir` (resuming if a checkpoint is there); returns the summary.
+
+  A config with a `head` section (detection / segmentation) is trained by `train_dense`.
+  """
+  if dense_tasks.task_of(config) != "classification":
+    return train_dense.train_and_evaluate(config, workdir)
   checked = validate.check_config(config)  # fields, dataset, durations, model, mesh batch
   validate.check_workdir(workdir, config)  # the first thing that writes
   if config.compile_cache_dir != "off":

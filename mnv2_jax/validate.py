@@ -29,6 +29,7 @@ from mnv2_jax import parallel
 from mnv2_jax import spec as spec_lib
 from mnv2_jax import train_state
 from mnv2_jax.data import options as data_options
+from mnv2_jax.dense import tasks as dense_tasks
 
 # Fields of config.json that must not change when an existing workdir is resumed.
 _IDENTITY = ("model", "input.dataset", "input.resolution", "seed")
@@ -118,8 +119,11 @@ def check_model(config, num_classes: int):
   """Constructs `config.model` (cheap: no init, no tracing) and expands it at the run's size.
 
   The module's `__post_init__` rejects bad fields; the error is re-raised naming
-  `model.<field>`. Returns the module.
+  `model.<field>`. Returns the module. A config with a `head` section gets its detector /
+  segmenter (`dense.tasks.build_model`, errors naming `head.<field>` or `model.<field>`).
   """
+  if dense_tasks.task_of(config) != "classification":
+    return dense_tasks.build_model(config, num_classes)
   try:
     model = train_state.build_model(config.model, num_classes)
     model.spec(config.input.resolution)

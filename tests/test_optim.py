@@ -92,6 +92,16 @@ def test_exponential_smooth_when_not_staircase():
   assert float(sched(50)) == pytest.approx(0.045 * 0.98**0.5, rel=1e-6)
 
 
+def test_poly_is_deeplabs_learning_policy():
+  cfg = _cfg(schedule="poly", poly_power=0.9)
+  sched = optim.lr_schedule(cfg, steps_per_epoch=100, global_batch_size=96, total_steps=1000)
+  assert float(sched(0)) == pytest.approx(0.045)
+  assert float(sched(500)) == pytest.approx(0.045 * 0.5**0.9, rel=1e-5)
+  assert float(sched(1000)) == pytest.approx(0.0, abs=1e-9)
+  with pytest.raises(ValueError, match="poly_power"):
+    optim.check_fields(_cfg(schedule="poly", poly_power=0.0))
+
+
 def test_exponential_with_warmup_counts_decay_from_warmup_end():
   cfg = _cfg(warmup_epochs=2.0)
   sched = optim.lr_schedule(cfg, steps_per_epoch=100, global_batch_size=96,

@@ -12,6 +12,8 @@ does not import TensorFlow (tf.data is imported lazily on first use).
 
 from mnv2_jax.data import digits  # Registers `sklearn_digits` with TFDS.
 from mnv2_jax.data import fashion_mnist  # Registers `fashion_mnist_local`.
+from mnv2_jax.data import digit_scenes  # Registers `digit_scenes` (detection/segmentation check).
+from mnv2_jax.data import voc_segmentation  # Registers `voc2012_segmentation` (official, trainaug).
 from mnv2_jax.data.datasets import DatasetNotPreparedError
 from mnv2_jax.data.normalize import normalize
 from mnv2_jax.data.pipeline import dataset_info

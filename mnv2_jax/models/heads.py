@@ -17,8 +17,8 @@ Parameters: the backbone's under `backbone/<scope>/...` (the classifier layout, 
 layers past the last endpoint read), head layers under `<scope>_<name>/{conv,bn}` (e.g.
 `extra_0_depthwise/conv/kernel`, `class_2_predict/bias`).
 
-Upsampling: `jax.image.resize(..., "bilinear")` uses half-pixel centres; TF1 DeepLab resizes
-with `align_corners=True`. The two differ by under a pixel of the OS-8/16 logit grid.
+Upsampling: bilinear with TF1's `align_corners=True`, as DeepLab's
+(`segmentation.loss.upsample_logits`).
 
 Batch norm: the backbone's semantics (`models.layers`: global-batch statistics in training,
 running averages at inference), in the head too. The head uses the backbone's momentum; its
@@ -38,6 +38,7 @@ from mnv2_jax import heads_spec
 from mnv2_jax import spec as spec_lib
 from mnv2_jax.models import layers
 from mnv2_jax.models import mobilenet
+from mnv2_jax.segmentation import loss as seg_loss
 
 
 def _numerics(backbone: mobilenet._MobileNet, epsilon: float | None = None) -> layers.Numerics:
@@ -130,7 +131,7 @@ class DeepLabV3(nn.Module):
     aspp / aspp_rates / separable_aspp: `heads_spec.segmentation_spec`.
     dropout_rate: before the logits (deeplab: keep probability 0.9).
     head_bn_epsilon: the head's batch-norm epsilon (deeplab: 1e-5).
-  Returns logits [B, H, W, num_classes] at the input size (bilinear upsampling), float32.
+  Returns logits [B, H, W, num_classes] at the input size (bilinear, align_corners), float32.
   """
   backbone: mobilenet._MobileNet
   num_classes: int = 21
@@ -169,9 +170,8 @@ class DeepLabV3(nn.Module):
       branches.append(y)
     y = _apply(task.projection, numerics, jnp.concatenate(branches, -1), train)
     y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-    logits = _apply(task.logits, numerics, y, train).astype(jnp.float32)
-    return jax.image.resize(logits, logits.shape[:1] + x.shape[1:3] + logits.shape[-1:],
-                            "bilinear")
+    logits = _apply(task.logits, numerics, y, train)
+    return seg_loss.upsample_logits(logits, x.shape[1:3], align_corners=True)
 
 
 HEAD_MODELS = {"ssdlite": SSDLite, "ssd": SSDLite, "deeplabv3": DeepLabV3}

@@ -75,7 +75,7 @@ def test_deeplab_runs_and_trains_with_dilated_layers():
                             mutable=["batch_stats"], rngs={"dropout": jax.random.key(2)})
     return jnp.mean(jax.nn.log_softmax(logits)[..., 0])
 
-  grads = jax.grad(loss)(variables["params"])
+  grads = jax.jit(jax.grad(loss))(variables["params"])
   norms = jax.tree.map(lambda g: float(jnp.abs(g).sum()), grads)
   assert all(np.isfinite(jax.tree.leaves(norms)))
   assert norms["aspp3_conv"]["conv"]["kernel"] > 0   # the rate-36 branch gets gradient
