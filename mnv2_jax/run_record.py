@@ -71,8 +71,17 @@ def run_status(workdir: str) -> str:
   return PENDING
 
 
-def compute_figures(config: Mapping[str, Any], num_classes: int = 1000) -> complexity.Complexity:
-  """MAdds, params and memory of a run's model, from its config (1000 classes unless told)."""
+def compute_figures(config: Mapping[str, Any], num_classes: int = 1000):
+  """MAdds, params and memory of a run's model, from its config (1000 classes unless told).
+
+  A config with a `head` section (detection / segmentation) gets its backbone + head figures
+  (`heads_complexity.HeadComplexity`: `madds`, `params` and the per-part breakdown).
+  """
+  if config.get("head") is not None:
+    from mnv2_jax import heads_complexity  # pylint: disable=g-import-not-at-top
+    from mnv2_jax import heads_spec  # pylint: disable=g-import-not-at-top
+    return heads_complexity.analyze(heads_spec.from_config(
+        config["model"], config["head"], int(config["input"]["resolution"]), num_classes))
   arch = spec_lib.from_config(config["model"], int(config["input"]["resolution"]), num_classes)
   return complexity.analyze_spec(arch)
 

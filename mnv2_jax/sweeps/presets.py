@@ -105,6 +105,27 @@ PRESETS: dict[str, Preset] = {
         widths=(0.35, 0.5, 0.75, 1.0), resolutions=(32, 48), extra_points=((1.4, 48),),
         v1_widths=(0.25, 0.5, 0.75, 1.0), v1_resolutions=(32, 48), train_images=55_000,
         description="Fashion-MNIST on CPU, width 0.35, 32 px, 15 epochs, 3 seeds"),
+    # Dense heads (docs/dense_heads.md). Width / resolution grids are the heads' own points.
+    "coco": Preset(
+        "coco", "configs/ssdlite_coco.py", "", seeds=1, fixed={},
+        widths=(0.35, 0.5, 0.75, 1.0), resolutions=(320,), extra_points=(), v1_widths=(1.0,),
+        v1_resolutions=(320,), train_images=118_287,
+        description="SSDLite on COCO 2017 at 320, the paper's recipe (~40 epochs), 1 seed"),
+    "voc": Preset(
+        "voc", "configs/deeplabv3_voc.py", "dataset=voc2012_segmentation/trainaug", seeds=1,
+        fixed={}, widths=(0.5, 1.0), resolutions=(513,), extra_points=(), v1_widths=(1.0,),
+        v1_resolutions=(513,), train_images=10_582,
+        description="Mobile DeepLabv3 on VOC 2012 train_aug, OS 16, crops 513, 1 seed"),
+    "scenes_det": Preset(
+        "scenes_det", "configs/scenes.py", "task=detection", seeds=2, fixed={},
+        widths=(0.35, 0.5), resolutions=(96, 160), extra_points=(), v1_widths=(0.5,),
+        v1_resolutions=(96,), train_images=2_000,
+        description="SSDLite on digit_scenes (CPU-scale check, NOT COCO), 2 seeds"),
+    "scenes_seg": Preset(
+        "scenes_seg", "configs/scenes.py", "task=segmentation", seeds=2,
+        fixed={"head.output_stride": 8}, widths=(0.35, 0.5), resolutions=(64,),
+        extra_points=(), v1_widths=(0.5,), v1_resolutions=(64,), train_images=2_000,
+        description="DeepLabv3 (OS 8) on digit_scenes (CPU-scale check, NOT VOC), 2 seeds"),
 }
 
 
