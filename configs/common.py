@@ -88,8 +88,7 @@ def optim_config(**overrides) -> ml_collections.ConfigDict:
       name="rmsprop_tf", base_lr=0.045, base_batch_size=96, schedule="exponential",
       decay_rate=0.98, decay_epochs=2.5, staircase=True, warmup_epochs=0.0, momentum=0.9,
       rmsprop_decay=0.9, rmsprop_eps=1.0, nesterov=False, weight_decay=4e-5,
-      grad_clip_norm=0.0, label_smoothing=0.1, ema_decay=0.9999,
-      poly_power=0.9))  # schedule="poly" only (DeepLab's learning_power)
+      grad_clip_norm=0.0, label_smoothing=0.1, ema_decay=0.9999))
   c.update(overrides)
   return c
 

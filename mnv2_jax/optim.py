@@ -34,7 +34,8 @@ import optax
 
 OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
 SCHEDULES = ("exponential", "cosine", "constant", "poly")
-# Fields only one schedule reads (configs made before it existed lack them): {field: schedule}.
+# Fields only one schedule reads, set by the configs that use it (configs/deeplabv3_voc.py):
+# {field: schedule}.
 SCHEDULE_FIELDS = {"poly_power": "poly"}
 FIELDS = ("name", "base_lr", "base_batch_size", "schedule", "decay_rate", "decay_epochs",
           "staircase", "warmup_epochs", "momentum", "rmsprop_decay", "rmsprop_eps", "nesterov",

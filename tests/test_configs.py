@@ -64,3 +64,21 @@ def test_unknown_override_key_fails_fast(tmp_path):
   assert proc.returncode != 0
   assert "shortcutt" in proc.stderr
   assert not (tmp_path / "run").exists()
+
+
+DENSE_CONFIGS = {
+    "ssdlite_coco": [None, "width=0.5,res=300", "head=ssd"],
+    "deeplabv3_voc": [None, "os=8,aspp", "width=0.5,res=321"],
+    "scenes": ["task=detection", "task=segmentation"],
+}
+
+
+@pytest.mark.parametrize("name, arg", [(n, a) for n, args in DENSE_CONFIGS.items()
+                                       for a in args])
+def test_dense_config_passes_every_field_check_and_builds_its_model(name, arg):
+  config = importlib.import_module(f"configs.{name}").get_config(arg)
+  validate.check_fields(config)
+  model = validate.check_model(config, num_classes=21)
+  assert model.backbone.width_multiplier == config.model.width_multiplier
+  assert model.backbone.impl == Impl.from_config(config.model.impl)
+  model.task(config.input.resolution)  # the head's spec expands at the config's size
