@@ -128,6 +128,11 @@ class Summary:
   def of_config(cls, config: Mapping[str, Any], cplx: complexity.Complexity, *,
                 status: str, **fields) -> "Summary":
     """A run's summary from its resolved config (ConfigDict or dict) and its complexity."""
+    return cls._of(config, status=status, madds=cplx.madds, params=cplx.params,
+                   params_no_bn=cplx.params_no_bn, **fields)
+
+  @classmethod
+  def _of(cls, config: Mapping[str, Any], *, status: str, **fields) -> "Summary":
     if status not in TRAINER_STATUSES:
       raise ValueError(f"summary status must be one of {TRAINER_STATUSES}, got {status!r}")
     model = config["model"]
@@ -135,8 +140,7 @@ class Summary:
                width_multiplier=float(model["width_multiplier"]),
                resolution=int(config["input"]["resolution"]), seed=int(config["seed"]),
                dataset=config["input"]["dataset"],
-               axes=ablations.values_of(model["name"], model), madds=cplx.madds,
-               params=cplx.params, params_no_bn=cplx.params_no_bn,
+               axes=ablations.values_of(model["name"], model),
                run_name=config["wandb"]["name"], group=config["wandb"]["group"], **fields)
 
   @classmethod
@@ -144,16 +148,8 @@ class Summary:
                params: int, status: str, **fields) -> "Summary":
     """A detection / segmentation run's summary: MAdds and params of backbone + head
     (`heads_complexity`), the primary metric in `final_metric` / `best_metric`."""
-    if status not in TRAINER_STATUSES:
-      raise ValueError(f"summary status must be one of {TRAINER_STATUSES}, got {status!r}")
-    model = config["model"]
-    return cls(status=status, model=model["name"],
-               width_multiplier=float(model["width_multiplier"]),
-               resolution=int(config["input"]["resolution"]), seed=int(config["seed"]),
-               dataset=config["input"]["dataset"],
-               axes=ablations.values_of(model["name"], model), madds=madds, params=params,
-               run_name=config["wandb"]["name"], group=config["wandb"]["group"], task=task,
-               head=config["head"]["name"], metric=metric, **fields)
+    return cls._of(config, status=status, madds=madds, params=params, task=task,
+                   head=config["head"]["name"], metric=metric, **fields)
 
   def to_json(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)

@@ -23,6 +23,20 @@ from mnv2_jax.models import layers
 from mnv2_jax.train_state import TrainState
 
 
+def apply_update(state: TrainState, grads, batch_stats, tx: optax.GradientTransformation,
+                 ema_decay: float) -> TrainState:
+  """One optimizer update of `state` with `grads`, the new BN statistics and the EMA of both
+  (every task's train step ends with it: classifier, `dense.detection`, `dense.segmentation`)."""
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  ema_params, ema_stats = state.ema_params, state.ema_batch_stats
+  if ema_decay > 0:
+    ema_params = ema_lib.ema_update(ema_params, params, state.step, ema_decay)
+    ema_stats = ema_lib.ema_update(ema_stats, batch_stats, state.step, ema_decay)
+  return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                       opt_state=opt_state, ema_params=ema_params, ema_batch_stats=ema_stats)
+
+
 def make_train_step(model, tx: optax.GradientTransformation, schedule, *, num_classes: int,
                     label_smoothing: float, ema_decay: float) -> Callable:
   def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
@@ -40,15 +54,7 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, *, num_cl
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    ema_params, ema_stats = state.ema_params, state.ema_batch_stats
-    if ema_decay > 0:
-      ema_params = ema_lib.ema_update(ema_params, params, state.step, ema_decay)
-      ema_stats = ema_lib.ema_update(ema_stats, batch_stats, state.step, ema_decay)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state, ema_params=ema_params,
-                              ema_batch_stats=ema_stats)
+    new_state = apply_update(state, grads, batch_stats, tx, ema_decay)
     metrics = {
         "loss": loss,
         "top1": jnp.mean(losses.topk_correct(logits, labels, 1)),

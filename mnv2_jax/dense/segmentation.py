@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mnv2_jax import ema as ema_lib
 from mnv2_jax import parallel
+from mnv2_jax import steps
 from mnv2_jax.image_norm import normalize
 from mnv2_jax.segmentation import loss as loss_lib
 from mnv2_jax.segmentation import metrics
@@ -45,15 +45,7 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, *, ignore
 
     (loss, (acc, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    ema_params, ema_stats = state.ema_params, state.ema_batch_stats
-    if ema_decay > 0:
-      ema_params = ema_lib.ema_update(ema_params, params, state.step, ema_decay)
-      ema_stats = ema_lib.ema_update(ema_stats, batch_stats, state.step, ema_decay)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state, ema_params=ema_params,
-                              ema_batch_stats=ema_stats)
+    new_state = steps.apply_update(state, grads, batch_stats, tx, ema_decay)
     return new_state, {"loss": loss, "pixel_acc": acc, "lr": schedule(state.step),
                        "grad_norm": optax.tree.norm(grads)}
 

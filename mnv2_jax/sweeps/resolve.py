@@ -78,9 +78,10 @@ def load_config(base_config: str, flags_argv: Sequence[str] = ()) -> ml_collecti
 
 
 # The class count is the dataset's, not a config field, and the sweep has no dataset: the model
-# is constructed with one class to run its field checks (a count >= 1 does not change them).
-# The trainer constructs it again with the dataset's count, after reading the dataset.
-_FIELD_CHECK_CLASSES = 1
+# is constructed with two classes to run its field checks (any count >= 2 leaves them the same;
+# a segmenter needs >= 2: background and one class). The trainer constructs it again with the
+# dataset's count, after reading the dataset.
+_FIELD_CHECK_CLASSES = 2
 
 
 def build_model(config: ml_collections.ConfigDict):

@@ -4,6 +4,7 @@ agent shim turns each W&B point into the same workdir and overrides as ``mnv2-sw
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 
@@ -18,7 +19,18 @@ from mnv2_jax.sweeps import wandb_yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STUDIES = sorted(glob.glob(os.path.join(REPO, "experiments", "[!_]*.py")))
-PRESETS = ("paper", "imagenet_short", "small", "digits")
+PRESETS = ("paper", "imagenet_short", "small", "digits", "coco", "scenes_seg")
+
+
+def _pairs():
+  """(study path, preset) for the PRESETS each study supports."""
+  out = []
+  for path in STUDIES:
+    spec = importlib.util.spec_from_file_location("study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out += [(path, p) for p in PRESETS if p in module.PRESETS]
+  return out
 
 
 def _doc(study, sweep_dir="runs/sweeps/g"):
@@ -26,8 +38,7 @@ def _doc(study, sweep_dir="runs/sweeps/g"):
                            sweep_dir=sweep_dir, group="g", tags=[study.name])
 
 
-@pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize("path", STUDIES, ids=os.path.basename)
+@pytest.mark.parametrize("path,preset", _pairs(), ids=lambda v: os.path.basename(str(v)))
 def test_yaml_parses_back_to_the_same_override_set(path, preset):
   study = studies_lib.load(path, preset)
   doc = yaml.safe_load(wandb_yaml.dump(_doc(study)))
