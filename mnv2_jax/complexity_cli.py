@@ -52,7 +52,8 @@ def build_task(args: argparse.Namespace, resolution: int | None = None):
     if args.aspp or args.multi_scale:
       raise ValueError(f"--aspp / --multi_scale are deeplabv3 options, not --head {args.head}")
   else:
-    head["output_stride"] = 16 if args.output_stride is None else args.output_stride
+    head["output_stride"] = (heads_spec.DEEPLAB_OUTPUT_STRIDE if args.output_stride is None
+                             else args.output_stride)
   return heads_spec.from_config(_model(args), head, resolution or args.resolution,
                                 args.num_classes)
 

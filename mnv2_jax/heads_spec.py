@@ -48,6 +48,7 @@ DEEPLAB_SOURCE = {"mobilenet_v2": "layer_18", "mobilenet_v1": "Conv2d_13_pointwi
 DEEPLAB_DEPTH = 256
 ASPP_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 DEEPLAB_OUTPUT_STRIDES = tuple(ASPP_RATES)
+DEEPLAB_OUTPUT_STRIDE = 16  # the default (Table 7's "MNet V2*" row, model_zoo's OS16)
 
 
 def check_head(head: str) -> str:
@@ -230,7 +231,7 @@ def from_config(model: Mapping[str, Any], head: Mapping[str, Any], resolution: i
   if name in DETECTION_HEADS:
     backbone = spec_lib.from_config(model, resolution, 1)
     return detection_spec(backbone, num_classes, head=name)
-  stride = head.get("output_stride", 16)
+  stride = head.get("output_stride", DEEPLAB_OUTPUT_STRIDE)
   if stride not in ASPP_RATES:
     raise ValueError(f"head.output_stride must be one of {DEEPLAB_OUTPUT_STRIDES} for "
                      f"deeplabv3, got {stride!r}")

@@ -169,12 +169,7 @@ def make_train_dataset(builder_or_name, *, data_dir: str | None = None,
 
   def batch_records(step):
     pos = step * local_batch + tf.range(local_batch, dtype=tf.int64)
-    zeros = tf.zeros([local_batch], tf.int64)
-    # One permutation per epoch (raw op: see pipeline.make_train_iterator).
-    idx = tf.raw_ops.RandomIndexShuffle(
-        index=pos % n, seed=tf.stack([zeros + order_key, pos // n, zeros], axis=1),
-        max_index=zeros + (n - 1), rounds=4)
-    return read(idx), pos
+    return read(pipeline.shuffled_indices(tf, pos, n, order_key)), pos
 
   def example(record, pos):
     image, boxes, classes, crowd, seg, _ = parse(record)

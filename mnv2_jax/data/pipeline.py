@@ -74,6 +74,17 @@ def _keys_of(builder) -> tuple[str, str]:
   return "image", "label"
 
 
+def shuffled_indices(tf, pos, n: int, order_key: int):
+  """Record indices of stream positions `pos` (int64 [B]) over `n` records: one fresh
+  permutation per epoch, keyed by (order_key, epoch), so position k is a pure function of
+  (seed, k). The raw op is used because the public wrapper mis-broadcasts batched seeds
+  (TF 2.21). Shared by every training pipeline (classifier, detection, segmentation)."""
+  zeros = tf.zeros_like(pos)
+  epoch_seeds = tf.stack([zeros + order_key, pos // n, zeros], axis=1)
+  return tf.raw_ops.RandomIndexShuffle(
+      index=pos % n, seed=epoch_seeds, max_index=zeros + (n - 1), rounds=4)
+
+
 def dataset_info(cfg) -> DatasetInfo:
   """Dataset sizes and output shape; prepares sklearn_digits if needed.
 
@@ -176,13 +187,7 @@ def make_train_iterator(cfg, *, global_batch_size: int, seed: int,
 
   def batch_records(step):
     pos = step * local_batch + tf.range(local_batch, dtype=tf.int64)
-    # One permutation per epoch, keyed by (order_key, epoch). The raw op is
-    # used because the public wrapper mis-broadcasts batched seeds (TF 2.21).
-    zeros = tf.zeros([local_batch], tf.int64)
-    epoch_seeds = tf.stack([zeros + order_key, pos // n, zeros], axis=1)
-    idx = tf.raw_ops.RandomIndexShuffle(
-        index=pos % n, seed=epoch_seeds, max_index=zeros + (n - 1), rounds=4)
-    return read(idx), pos
+    return read(shuffled_indices(tf, pos, n, order_key)), pos
 
   def example(record, pos):
     encoded, label = parse(record)

@@ -39,6 +39,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from mnv2_jax.data import pipeline
+
 
 @dataclasses.dataclass(frozen=True)
 class SegAugment:
@@ -112,19 +114,9 @@ class SegAugment:
     return tuple(self.min_scale + i * self.scale_step for i in range(n))
 
 
-def _tf():
-  """Imports TensorFlow on first use and keeps it off any accelerator (as pipeline.py)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:  # Devices were already initialised; nothing to hide.
-    pass
-  return tf
-
-
 def decode(encoded_image, encoded_label):
   """(JPEG/PNG image bytes, PNG label bytes) -> (uint8 [H, W, 3], uint8 [H, W, 1])."""
-  tf = _tf()
+  tf = pipeline._tf()  # pylint: disable=protected-access
   image = tf.io.decode_image(encoded_image, channels=3, dtype=tf.uint8, expand_animations=False)
   label = tf.io.decode_png(encoded_label, channels=1, dtype=tf.uint8)
   image.set_shape([None, None, 3])
@@ -134,7 +126,7 @@ def decode(encoded_image, encoded_label):
 
 def random_scale(seed, aug: SegAugment):
   """The scale factor (float32 scalar) for the example with this seed."""
-  tf = _tf()
+  tf = pipeline._tf()  # pylint: disable=protected-access
   scales = aug.scales()
   if scales is None:
     return tf.random.stateless_uniform([], seed, minval=aug.min_scale, maxval=aug.max_scale)
@@ -146,7 +138,7 @@ def random_scale(seed, aug: SegAugment):
 
 def scale_image_and_label(image, label, scale):
   """Resizes uint8 image [H, W, 3] and label [H, W, 1] by `scale` (align_corners=True)."""
-  tf = _tf()
+  tf = pipeline._tf()  # pylint: disable=protected-access
   size = tf.maximum(tf.cast(tf.cast(tf.shape(image)[:2], tf.float32) * scale, tf.int32), 1)
   scaled = tf.raw_ops.ResizeBilinear(images=tf.cast(image, tf.float32)[None], size=size,
                                      align_corners=True, half_pixel_centers=False)[0]
@@ -159,7 +151,7 @@ def scale_image_and_label(image, label, scale):
 
 def pad_to_crop(image, label, aug: SegAugment):
   """Pads at the bottom and right to at least `crop_size` (image: pad_value; label: ignore)."""
-  tf = _tf()
+  tf = pipeline._tf()  # pylint: disable=protected-access
   shape = tf.shape(image)
   pad_h = tf.maximum(aug.crop_size[0] - shape[0], 0)
   pad_w = tf.maximum(aug.crop_size[1] - shape[1], 0)
@@ -180,7 +172,7 @@ def preprocess_for_train(image, label, seed, aug: SegAugment):
   Returns:
     (uint8 [crop_h, crop_w, 3], uint8 [crop_h, crop_w]).
   """
-  tf = _tf()
+  tf = pipeline._tf()  # pylint: disable=protected-access
   aug.check()
   image, label = tf.convert_to_tensor(image), _with_channel(tf, label)
   scale_seed, crop_seed, flip_seed = tf.unstack(
@@ -205,7 +197,7 @@ def preprocess_for_train(image, label, seed, aug: SegAugment):
 
 def preprocess_for_eval(image, label, aug: SegAugment):
   """Pads to `crop_size` (no scaling, crop or flip); an image larger than it is an error."""
-  tf = _tf()
+  tf = pipeline._tf()  # pylint: disable=protected-access
   aug.check()
   image, label = tf.convert_to_tensor(image), _with_channel(tf, label)
   shape = tf.shape(image)

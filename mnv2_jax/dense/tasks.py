@@ -48,7 +48,8 @@ def head_config(name: str) -> ml_collections.ConfigDict:
               "loss": ml_collections.ConfigDict(_kwdefaults(det_loss.ssd_loss)),
               "postprocess": ml_collections.ConfigDict(_kwdefaults(postprocess.detect))}
   else:
-    fields = {**_module_fields(heads.DeepLabV3), "name": name, "output_stride": 16,
+    fields = {**_module_fields(heads.DeepLabV3), "name": name,
+              "output_stride": heads_spec.DEEPLAB_OUTPUT_STRIDE,
               "ignore_label": _kwdefaults(seg_loss.pixel_cross_entropy)["ignore_label"]}
     fields["aspp_rates"] = ml_collections.FieldReference(None, field_type=tuple)
   return ml_collections.ConfigDict(fields)
