@@ -129,14 +129,18 @@ def base_config(*, dataset: str, resolution: int, batch_size: int, num_epochs: f
 def dense_config(*, head: str, dataset: str, resolution: int, batch_size: int,
                  num_epochs: float, width: float = 1.0) -> ml_collections.ConfigDict:
   """A detection / segmentation config: `base_config` plus `config.head` (the head, its loss
-  and post-processing, `mnv2_jax.dense.tasks.head_config`) and `config.dense_augment` (the
-  task's augmentation, `mnv2_jax.dense.data.augment_config`), each with the defaults of the
-  code that reads it. `config.input.augment` (the classifier's) is not used by dense runs."""
+  and post-processing, `mnv2_jax.dense.tasks.head_config`), `config.init` (where the
+  backbone's weights come from, `mnv2_jax.backbone_init.config`: random by default) and
+  `config.dense_augment` (the task's augmentation, `mnv2_jax.dense.data.augment_config`), each
+  with the defaults of the code that reads it. `config.input.augment` (the classifier's) is
+  not used by dense runs."""
+  from mnv2_jax import backbone_init  # pylint: disable=g-import-not-at-top
   from mnv2_jax.dense import data as dense_data  # pylint: disable=g-import-not-at-top
   from mnv2_jax.dense import tasks  # pylint: disable=g-import-not-at-top
   config = base_config(dataset=dataset, resolution=resolution, batch_size=batch_size,
                        num_epochs=num_epochs, width=width)
   config.head = tasks.head_config(head)
+  config.init = backbone_init.config()
   config.dense_augment = dense_data.augment_config(tasks.TASKS[head], resolution)
   config.optim.label_smoothing = 0.0
   return config

@@ -14,9 +14,12 @@ The paper's settings (tensorflow/models deeplab, reference §3), and what this f
 - 21 classes (background included), label 255 ignored in the loss and the metric;
 - crops 513x513, random scale 0.5-2.0 in steps of 0.25, random flip, padding with the mean
   pixel / the ignore label (`config.dense_augment`);
-- SGD momentum 0.9, "poly" learning rate (power 0.9), L2 4e-5. The paper pretrains on COCO and
-  ImageNet; here the backbone starts from scratch unless initialised otherwise, so absolute mIoU
-  is not Table 7's (75.32%).
+- SGD momentum 0.9, "poly" learning rate (power 0.9), L2 4e-5. The paper's backbone is
+  ImageNet-trained (and the whole model COCO-pretrained, not done here). Start from a classifier
+  with `config.init` (mnv2_jax/backbone_init.py): `--config.init.source=run
+  --config.init.path=<an mnv2-train ImageNet run>` or `--config.init.source=keras
+  --config.init.path=mobilenet_v2_1.0_224.h5` (Keras's released file, with its top, fetched by
+  you). The default is random init, so absolute mIoU is then not Table 7's (75.32%).
 - evaluation: mIoU over the 1,449 `validation` images, each padded to 513 (single scale; the
   MF rows' multi-scale + flip evaluation is counted by `mnv2-complexity --multi_scale`, not run).
 """

@@ -1,8 +1,10 @@
 """CPU-scale check of the dense heads on real pixels: `digit_scenes` (NOT COCO / VOC).
 
-    mnv2-train --config=configs/scenes.py:task=detection --workdir=runs/scenes_det
+    mnv2-train --config=configs/digits.py:epochs=12 --workdir=runs/digits    # the backbone
+    mnv2-train --config=configs/scenes.py:task=detection,res=128,epochs=2 \
+        --workdir=runs/scenes_det --config.optim.base_lr=0.4 \
+        --config.init.source=run --config.init.path=runs/digits
     mnv2-train --config=configs/scenes.py:task=segmentation --workdir=runs/scenes_seg
-    mnv2-train --config=configs/scenes.py:task=detection --workdir=DIR --config.model.shortcut=none
 
 Data: `digit_scenes` (`mnv2_jax.data.digit_scenes`, prepared offline on first use): 1-3 real
 scikit-learn digit scans per 64x64 scene with tight boxes and per-pixel masks; train scenes
@@ -13,9 +15,11 @@ Models: SSDLite / Mobile DeepLabv3 exactly as `configs/ssdlite_coco.py` and
 0.35-wide MobileNetV2; only the scale and the recipe differ (SGD + cosine, BN momentum 0.9
 for a run of a few hundred steps). Detection: 10 digit classes (+ background); mAP by
 pycocotools on the 300 test scenes. Segmentation: 11 classes (background + 10 digits), mIoU.
-Status (docs/dense_heads.md): both run end to end; at the budgets tried so far the detector
-learns only weakly and the segmenter not beyond all-background. This is not yet the
-learning check the project wants.
+The backbone starts from a classifier as in the paper (`config.init`), here one trained on
+the bundled digits. Status (docs/dense_heads.md): from that backbone the detector learns
+clearly at 128 px in 2 epochs (mAP 0.056-0.082 over 3 seeds, 0.028 from a random backbone,
+0.001 for an image-independent detector; tests/test_dense_learning.py). The segmenter barely beats all-background at CPU budgets:
+at OS 16 a 64-96 px input gives only 4x4-6x6 logits.
 """
 
 from configs import common

@@ -24,7 +24,11 @@ and what this file uses:
 - post-processing: sigmoid scores, score threshold 1e-8, NMS IoU 0.6, 100 per class and in
   total (TF's `combined_non_max_suppression`);
 - evaluation: COCO mAP@[.5:.95] by pycocotools on `validation` (val2017; the paper reports
-  test-dev, 22.1 mAP).
+  test-dev, 22.1 mAP);
+- the backbone starts ImageNet-trained in the paper: `config.init` (mnv2_jax/backbone_init.py),
+  `--config.init.source=run --config.init.path=<an mnv2-train ImageNet run>` or
+  `--config.init.source=keras --config.init.path=mobilenet_v2_1.0_224.h5` (Keras's released
+  file, with its top, fetched by you); the default is random init.
 """
 
 from configs import common

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import ml_collections
 
 from mnv2_jax import checkpointing
 from mnv2_jax import optim
-from mnv2_jax import train
 from mnv2_jax import train_state
 from mnv2_jax import validate
 
@@ -37,9 +37,10 @@ def check_workdir(workdir: str, flag: str = "--workdir") -> None:
                      "mnv2-train run")
 
 
-def checkpoint_step(workdir: str, step: int | None = None, flag: str = "--workdir") -> int:
+def checkpoint_step(workdir: str, step: int | None = None, flag: str = "--workdir",
+                    step_flag: str = "--step") -> int:
   """`step` if it is saved in `workdir`, else the newest saved step when `step` is None;
-  ValueError naming `flag` (and the saved steps) otherwise."""
+  ValueError naming `flag` / `step_flag` (and the saved steps) otherwise."""
   ckpt = checkpointing.Checkpointer(workdir, keep=10**6, every_steps=1)
   saved = sorted(ckpt.manager.all_steps())
   ckpt.close()
@@ -49,13 +50,14 @@ def checkpoint_step(workdir: str, step: int | None = None, flag: str = "--workdi
   if step is None:
     return saved[-1]
   if step not in saved:
-    raise ValueError(f"--step={step} is not saved in {workdir!r}; allowed: {saved}")
+    raise ValueError(f"{step_flag}={step} is not saved in {workdir!r}; allowed: {saved}")
   return step
 
 
 def load_config(workdir: str):
+  """The run config back from a workdir's config.json (extra top-level numbers are kept)."""
   with open(os.path.join(workdir, "config.json")) as f:
-    return train.config_from_json(json.load(f))
+    return ml_collections.ConfigDict(json.load(f))
 
 
 def restore(workdir: str, step: int | None = None, *, raw: bool = False, config=None,

@@ -50,12 +50,6 @@ def _periodic(step: int, every: int, total: int) -> bool:
   return step == total or (every > 0 and step % every == 0)
 
 
-def config_from_json(saved: dict[str, Any]):
-  """The run config back from a workdir's config.json (extra top-level numbers are kept)."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  return ml_collections.ConfigDict(saved)
-
-
 def eval_batches(config) -> data.EvalBatches:
   """This process's share of the eval split, re-iterable (built once per run)."""
   return data.make_eval_batches(

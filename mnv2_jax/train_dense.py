@@ -7,6 +7,9 @@ dataset's sizes, the batch over the mesh, the workdir), state created replicated
 exact resume of the state (the input stream is re-created at the resumed step), non-finite
 checks before every save, SIGTERM = save and stop, summary.json written atomically through the
 run record (`run_record.Summary`, with `task`, `metric` and the head's MAdds / params).
+A fresh run's backbone can start from a trained classifier (`config.init`,
+`mnv2_jax.backbone_init`: checked with the rest, loaded before the state is created); a
+resumed run restores its own checkpoint and reads nothing from the source.
 
 Not here yet: BN recalibration and several processes (mAP is computed on one host).
 """
@@ -20,6 +23,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from mnv2_jax import backbone_init
 from mnv2_jax import checkpointing
 from mnv2_jax import compile_cache
 from mnv2_jax import logging as mlog
@@ -40,7 +44,7 @@ def _periodic(step: int, every: int, total: int) -> bool:
 
 
 def check(config):
-  """Every check of a dense run; returns (task, info, model, RunLength)."""
+  """Every check of a dense run; returns (task, info, model, RunLength, backbone source)."""
   validate.check_fields(config)
   task = tasks.task_of(config)
   info = dense_data.info(config)
@@ -54,11 +58,11 @@ def check(config):
                      "running): mAP / mIoU are computed on one host")
   parallel.check_batch_size(config.input.global_batch_size)
   parallel.check_batch_size(config.input.eval_batch_size, "input.eval_batch_size")
-  return task, info, model, length
+  return task, info, model, length, backbone_init.check(config, model)
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
-  task, info, model, length = check(config)
+  task, info, model, length, source = check(config)
   validate.check_workdir(workdir, config)
   if config.compile_cache_dir != "off":
     compile_cache.enable(config.compile_cache_dir or None)
@@ -73,8 +77,9 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   replicated = parallel.replicated(mesh)
   seed = np.int32(config.seed)
 
-  def create(seed):
-    return train_state.create(model, tx, seed=seed, resolution=resolution, ema=ema_decay > 0)
+  def create(seed, pretrained=None):
+    return train_state.create(model, tx, seed=seed, resolution=resolution, ema=ema_decay > 0,
+                              pretrained=pretrained)
 
   abstract = jax.eval_shape(create, seed)
   state_sharding = jax.tree.map(lambda _: replicated, abstract)
@@ -87,7 +92,14 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
                           abstract, state_sharding)
     state, meta = ckpt.restore(target)
   else:
-    state = jax.jit(create, out_shardings=state_sharding)(seed)
+    pretrained = None
+    if source is not None:  # config.init: the backbone from a trained classifier.
+      pretrained = backbone_init.load(
+          source, {"params": abstract.params, "batch_stats": abstract.batch_stats},
+          model.backbone, resolution)
+      logging.info("backbone initialized from %s %s (step %s)", source.kind, source.path,
+                   source.step)
+    state = jax.jit(create, out_shardings=state_sharding)(seed, pretrained)
     start = 0
 
   writer = mlog.create_writers(

@@ -67,11 +67,14 @@ def resolve_impl(model):
 
 
 def create(model, tx: optax.GradientTransformation, *, seed: int | jax.Array, resolution: int,
-           ema: bool) -> TrainState:
+           ema: bool, pretrained: dict | None = None) -> TrainState:
   """Initial state (call under jit with out_shardings to create it already placed).
 
   `seed` may be a Python int or a traced int32 scalar: the state is the same bit for bit, and
-  a traced seed lets every seed share one compiled program.
+  a traced seed lets every seed share one compiled program. `pretrained` ({collection:
+  {scope: subtree}}, e.g. `backbone_init.load`'s {"params": ..., "batch_stats": ...} under
+  "backbone") replaces those subtrees of the random init before the optimizer state and the
+  EMA are made from the parameters.
   """
   # Parameters are drawn with the RBG generator (XLA's RngBitGenerator): a threefry-based init
   # of ~150 tensors compiles ~3x slower on CPU. RBG values are deterministic for a given backend
@@ -81,6 +84,9 @@ def create(model, tx: optax.GradientTransformation, *, seed: int | jax.Array, re
   x = jnp.zeros((1, resolution, resolution, 3), jnp.float32)
   variables = model.init(init_rng, x, train=False)
   params, batch_stats = variables["params"], variables.get("batch_stats", {})
+  if pretrained:
+    params = {**params, **pretrained.get("params", {})}
+    batch_stats = {**batch_stats, **pretrained.get("batch_stats", {})}
   return TrainState(
       step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
       opt_state=tx.init(params),

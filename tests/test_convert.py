@@ -2,31 +2,17 @@
 
 import jax
 import jax.numpy as jnp
-import keras  # a pinned dependency (pyproject.toml): a missing keras is an error, not a skip
 import numpy as np
 import pytest
 
 from mnv2_jax.convert import from_keras
 from mnv2_jax.models import MobileNetV2
-
-
-def _randomised_keras(alpha, resolution, seed):
-  """Keras MobileNetV2 with random kernels AND random batch-norm statistics (not 0/1)."""
-  model = keras.applications.MobileNetV2(
-      input_shape=(resolution, resolution, 3), alpha=alpha, weights=None,
-      classifier_activation=None)
-  rng = np.random.default_rng(seed)
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization):
-      c = layer.get_weights()[0].shape[0]
-      layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c),
-                         rng.normal(0, 0.2, c), rng.uniform(0.5, 1.5, c)])
-  return model
+from tests.keras_helpers import randomised_keras
 
 
 @pytest.mark.parametrize("alpha, resolution", [(0.35, 96), (1.0, 128), (1.4, 96)])
 def test_logits_match_keras(alpha, resolution):
-  keras_model = _randomised_keras(alpha, resolution, seed=int(alpha * 100))
+  keras_model = randomised_keras(alpha, resolution, seed=int(alpha * 100))
   x = np.random.default_rng(0).uniform(-1, 1, (2, resolution, resolution, 3)).astype(np.float32)
   expected = np.asarray(keras_model(x, training=False))
   assert np.abs(expected).max() > 0.1     # not a degenerate all-zero comparison
@@ -40,7 +26,7 @@ def test_logits_match_keras(alpha, resolution):
 
 
 def test_wrong_width_is_reported():
-  keras_model = _randomised_keras(0.35, 96, seed=1)
+  keras_model = randomised_keras(0.35, 96, seed=1)
   with pytest.raises(ValueError, match="width_multiplier"):
     from_keras(keras_model, MobileNetV2(width_multiplier=0.5))
 

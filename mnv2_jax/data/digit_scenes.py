@@ -6,13 +6,16 @@ train SSDLite / DeepLabv3 heads end to end through exactly the TFDS -> ArrayReco
 tf.data path (and the same reader, coco_detection.py) that COCO uses.
 
 A scene (rule, per scene, from its own seeded numpy Generator):
-  * canvas 64x64 RGB: a light background (per-scene grey level in [150, 230] plus a per-channel
+  * canvas 64x64 RGB: a dark background (per-scene grey level in [25, 105] plus a per-channel
     tint in [-20, 20], a smooth 5x5 texture of +-25 upscaled bilinearly, and N(0, 6) pixel
     noise);
   * 1 to 3 digits (`DIGITS_PER_SCENE`): each a real 8x8 `sklearn_digits` scan (0..255, see
     digits.py) upscaled bilinearly (half-pixel centres) to a random side in [16, 32] px
-    (`DIGIT_SIZE`), at a random position inside the canvas, drawn in a random dark colour
-    (each channel in [0, 80]) with the upscaled intensity / 255 as alpha. A digit is placed
+    (`DIGIT_SIZE`), at a random position inside the canvas, drawn in a random light colour
+    (each channel in [175, 255]) with the upscaled intensity / 255 as alpha. Light ink on
+    dark, the polarity of the scans themselves: so a backbone trained on `sklearn_digits`
+    (configs/digits.py) transfers to the scenes, as an ImageNet backbone does to COCO / VOC
+    (the paper's recipe; `config.init`, mnv2_jax/backbone_init.py). A digit is placed
     only if its tight box is at least 1 px away from every earlier one (20 attempts, then the
     scene keeps fewer digits), so boxes never overlap;
   * mask: a pixel belongs to a digit where that digit's upscaled intensity >= 128
@@ -96,7 +99,7 @@ def upscale(scan: np.ndarray, size: int) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator) -> np.ndarray:
-  level = rng.uniform(150, 230) + rng.uniform(-20, 20, 3)
+  level = rng.uniform(25, 105) + rng.uniform(-20, 20, 3)
   texture = rng.uniform(-25, 25, (5, 5))
   smooth = _interp_matrix(5, CANVAS) @ texture @ _interp_matrix(5, CANVAS).T
   noise = 6.0 * rng.standard_normal((CANVAS, CANVAS, 3), dtype=np.float32)
@@ -131,7 +134,7 @@ def make_scene(rng: np.random.Generator, scans: np.ndarray, labels: np.ndarray,
     alpha = patch / 255.0
     region = (slice(y, y + size), slice(x, x + size))
     newer = alpha > ink[region]
-    colour[region] = np.where(newer[..., None], rng.uniform(0, 80, 3), colour[region])
+    colour[region] = np.where(newer[..., None], rng.uniform(175, 255, 3), colour[region])
     ink[region] = np.maximum(ink[region], alpha)
     seg[region] = np.where(patch >= MASK_THRESHOLD, labels[row] + 1, seg[region])
     boxes.append(np.array(box, np.float64) / CANVAS)
@@ -158,13 +161,14 @@ def scenes(split: str, num_scenes: int | None = None):
 class DigitScenes(tfds.core.GeneratorBasedBuilder):
   """Real sklearn digit scans composed into 64x64 detection/segmentation scenes, offline."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: 2,000 train / 300 test scenes, seed 0."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: 2,000 train / 300 test scenes, seed 0.",
+                   "2.0.0": "Light ink on a dark background (the scans' own polarity)."}
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         description=("NOT COCO/VOC: 1-3 real scikit-learn 8x8 digit scans per 64x64 "
-                     "scene, upscaled to 16-32 px on a noisy light background; tight "
+                     "scene, upscaled to 16-32 px, light ink on a noisy dark background; tight "
                      "boxes and per-pixel masks (0 = background, digit + 1)."),
         features=tfds.features.FeaturesDict({
             "image": tfds.features.Image(

@@ -2,11 +2,12 @@
 
 For every declared axis that changes compute (`mnv2_jax.ablations`: the expansion factor t, the
 depthwise kernel) and has two or more values among the finished runs, one figure
-``along_<field>``: x = MAdds (millions, log), y = top-1 (%, mean over seeds, error bar = std over
-seeds), one curve per everything-else (model, dataset, width, resolution, the other axes and
-settings), its points in the order of the axis value and annotated with it ("t4"). This is the
-plot behind the paper's remark that expansion rates between 5 and 10 give nearly identical
-curves (experiments/expansion_rate.py). Artists carry ``gid="along:<curve label>"``.
+``along_<field>``: x = MAdds (millions, log), y = the runs' metric (top-1, or mAP / mIoU for dense
+runs; %, mean over seeds, error bar = std over seeds; one metric per call), one curve per
+everything-else (model, dataset, width, resolution, the other axes and settings), its points in the
+order of the axis value and annotated with it ("t4"). This is the plot behind the paper's remark
+that expansion rates between 5 and 10 give nearly identical curves (experiments/expansion_rate.py).
+Artists carry ``gid="along:<curve label>"``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def curves(records: Sequence[collect.RunRecord], axis: ablations.Axis, metric: s
 
 
 def figures(records: Sequence[collect.RunRecord], metric: str = "final"):
-  """[(stem, figure)]: one per compute-changing axis with two or more values in a curve."""
+  """[(stem, figure)]: one per compute-changing axis with two or more values in a curve.
+  ValueError if `records` mix metrics."""
+  name = collect.metric_of(records)
   out = []
   for axis in ablations.axes():
     if not axis.changes_compute:
@@ -69,8 +72,9 @@ def figures(records: Sequence[collect.RunRecord], metric: str = "final"):
         ax.annotate(axis.token(value), (xi, yi), textcoords="offset points", xytext=(3, 4),
                     fontsize=7, color=color)
     style.madds_axis(ax, [p[1] for pts in lines.values() for p in pts])
-    ax.set_ylabel("Accuracy, Top 1, %")
-    ax.set_title(f"{axis.title} along each curve ({metric} top-1, mean ± std over seeds)")
+    ax.set_ylabel(style.value_label(name))
+    ax.set_title(f"{axis.title} along each curve ({metric} {collect.metric_label(name)}, "
+                 "mean ± std over seeds)")
     ax.legend(loc="lower right", fontsize=7)
     out.append((f"along_{axis.field}", fig))
   return out

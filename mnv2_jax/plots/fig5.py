@@ -1,7 +1,12 @@
-"""Fig. 5 style: top-1 vs a cost (log x), colour = resolution, marker = series.
+"""Fig. 5 style: the runs' metric vs a cost (log x), colour = resolution, marker = series.
 
-The cost is one of `results.costs.COSTS`: "madds" (the paper's Fig. 5), or the measured "latency" and
-"memory" of `mnv2-measure` (efficiency.json), drawn with the same points and frontier logic.
+The metric is the runs' own (`collect.RunRecord.metric_name`: top-1, or mAP / mIoU for dense
+runs), named on the y axis and in the title; records must share one (`collect.metric_of`;
+`mnv2-plot` draws one figure per metric). The paper's points (ImageNet top-1) are drawn on
+top-1 figures only.
+
+The cost is one of `results.costs.COSTS`: "madds" (the paper's Fig. 5), or the measured "latency"
+and "memory" of `mnv2-measure` (efficiency.json), drawn with the same points and frontier logic.
 
 Each marker is one experiment group (`results.grouping`: everything but the seed equal),
 averaged over its finished seeds, with an error bar of the std over seeds when there are
@@ -34,7 +39,7 @@ from mnv2_jax.results import pareto
 @dataclasses.dataclass(frozen=True)
 class Point:
   """One plotted experiment: MAdds (millions), its cost on the x axis (`x`, = mmadds for the
-  "madds" cost), mean/std top-1 (%) over its n seeds."""
+  "madds" cost), mean/std of the metric (%) over its n seeds."""
   mmadds: float
   mean: float
   std: float
@@ -70,13 +75,15 @@ def aggregate_points(records: Sequence[collect.RunRecord], metric: str = "final"
 
 def figure(records: Sequence[collect.RunRecord], metric: str = "final",
            overlay_paper: bool = False, cost: str = "madds"):
-  """The figure, or None when no finished run has both the cost and an accuracy.
+  """The figure, or None when no finished run has both the cost and a metric value.
 
-  `overlay_paper` (the released checkpoints' MAdds) applies to the "madds" cost only.
+  `overlay_paper` (the released checkpoints' MAdds and ImageNet top-1) applies to the "madds"
+  cost and top-1 runs only: never to an mAP or mIoU figure.
   """
   axis = costs.get(cost)
   points = aggregate_points(records, metric, cost)
-  overlay_paper = overlay_paper and cost == "madds"
+  name = collect.metric_of(records)
+  overlay_paper = overlay_paper and cost == "madds" and name == collect.TOP1
   if not points and not overlay_paper:
     return None
   paper = paper_points.RELEASED_CHECKPOINTS if overlay_paper else ()
@@ -112,10 +119,11 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
   style.madds_axis(ax, [p.x for ps in points.values() for p in ps]
                    + [p.mmadds for p in paper], label=axis.label,
                    data_ticks=cost == "madds")
-  ax.set_ylabel("Accuracy, Top 1, %")
+  ax.set_ylabel(style.value_label(name))
   datasets = sorted({str(r.dataset) for r in records if r.dataset})
   on = f", {', '.join(datasets)}" if datasets else ""
-  ax.set_title(f"Accuracy vs {axis.title} ({metric} top-1{on})")
+  ax.set_title(f"{style.value_title(name)} vs {axis.title} "
+               f"({metric} {collect.metric_label(name)}{on})")
   ax.legend(loc="lower right")
   if scatter is not None:
     bar = fig.colorbar(scatter, ax=ax, ticks=resolutions, pad=0.01)
@@ -123,19 +131,20 @@ def figure(records: Sequence[collect.RunRecord], metric: str = "final",
   return fig
 
 
-
 def frontier_rows(records: Sequence[collect.RunRecord], metric: str = "final",
                   cost: str = "madds") -> list[dict]:
   """The plotted points as rows, each marked whether it is on its series' Pareto frontier in
   that cost (what the W&B report run logs next to the figure). Rows of a measured cost carry
-  its column (`Cost.column`) beside "mmadds"."""
+  its column (`Cost.column`) beside "mmadds"; the value columns are named by the metric
+  ("top1_mean", "mAP_mean")."""
   axis = costs.get(cost)
+  name = collect.metric_of(records)
   rows = []
   for series, pts in sorted(aggregate_points(records, metric, cost).items()):
     front = set(pareto.frontier([(p.x, p.mean) for p in pts]))
     rows += [{"series": series, "mmadds": p.mmadds,
               **({} if cost == "madds" else {axis.column: p.x}),
-              "top1_mean": p.mean, "top1_std": p.std, "n": p.n, "width": p.width,
+              f"{name}_mean": p.mean, f"{name}_std": p.std, "n": p.n, "width": p.width,
               "resolution": p.resolution, "on_frontier": i in front}
              for i, p in enumerate(pts)]
   return rows

@@ -1,4 +1,8 @@
-"""Fig. 6 style: eval top-1 vs training step per variant, mean over seeds with a seed band.
+"""Fig. 6 style: the eval metric vs training step per variant, mean over seeds with a seed band.
+
+The metric is the runs' own (`collect.RunRecord.curve` of ``eval/<metric>``: top-1, or mAP /
+mIoU for dense runs), named on the y axes and in the title; records must share one
+(`collect.metric_of`; `mnv2-plot` draws each metric's figures apart).
 
 One figure per operating point (model, dataset, width, resolution, and any other setting that
 varies among the runs) with one panel per ablation axis that has two or more values there
@@ -83,7 +87,9 @@ def _order(axis: ablations.Axis, value):
 
 
 def figures(records: Sequence[collect.RunRecord], band: str = "minmax"):
-  """[(stem, figure)] for every operating point with something to compare."""
+  """[(stem, figure)] for every operating point with something to compare. ValueError if
+  `records` mix metrics."""
+  name = collect.metric_of(records)
   out = []
   for (model, dataset, width, res, settings), runs in sorted(
       _points(records).items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2], kv[0][3],
@@ -111,13 +117,13 @@ def figures(records: Sequence[collect.RunRecord], band: str = "minmax"):
           fill.set_gid(f"band:{variant}")
       ax.set_title(f"({string.ascii_lowercase[i]}) Impact of: {axis.title.lower()}")
       ax.set_xlabel(xlabel)
-      ax.set_ylabel("Top 1 Accuracy, %")
+      ax.set_ylabel(style.value_label(name, top1="Top 1 Accuracy, %"))
       ax.legend(loc="best")
     extra = " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in settings)
     where = f"{spec_lib.TITLES[model]} {width:g}/{res}" + (f", {dataset}" if dataset else "") + (
         f", {extra}" if extra else "")
-    fig.suptitle(f"{where}: eval top-1 during training (mean over seeds, "
-                 f"{'min-max' if band == 'minmax' else '±1 std'} band)")
+    fig.suptitle(f"{where}: eval {collect.metric_label(name)} during training (mean over "
+                 f"seeds, {'min-max' if band == 'minmax' else '±1 std'} band)")
     stem = f"fig6_{dataset or 'data'}_w{width:g}_r{res}" + "".join(
         f"_{k.rsplit('.', 1)[-1]}{v}" for k, v in settings)
     out.append((stem.replace("/", "-").replace(" ", ""), fig))

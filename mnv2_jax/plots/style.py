@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # Headless: never needs a display; set before pyplot is i
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib.ticker as mticker  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from mnv2_jax.results import collect  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 RESOLUTION_CMAP = "viridis"
 MAX_DATA_TICKS = 8  # `madds_axis`: up to this many distinct MAdds, ticks at the data
 # Fixed styles of the paper's variants (series names, `ablations.variant`); others cycle.
@@ -73,6 +75,17 @@ def madds_axis(ax, madds, label: str = "Multiply-Adds, Millions", data_ticks: bo
     ax.xaxis.set_major_locator(mticker.MaxNLocator(6))
   ax.xaxis.set_major_formatter(plain)
   ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+
+
+def value_label(metric: str, top1: str = "Accuracy, Top 1, %") -> str:
+  """The y label of a metric in percent: the figure's own top-1 wording for the classifier
+  (`top1`), "mAP, %" / "mIoU, %" for the others (the name from the runs' summaries)."""
+  return top1 if metric == collect.TOP1 else f"{metric}, %"
+
+
+def value_title(metric: str) -> str:
+  """What a title calls the metric: "Accuracy" for top-1, else its name ("mAP")."""
+  return "Accuracy" if metric == collect.TOP1 else metric
 
 
 def plain_number(v: float) -> str:

@@ -41,13 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   if rc:
     return rc
   records = collect.collect(args.sweep_dir)
-  runs, aggregate, deltas = results_cli.build(records, args.metric, {}, stats.DEFAULT_CONFIDENCE,
-                                              stats.DEFAULT_BOOTSTRAP)
+  tables = results_cli.build_by_metric(records, args.metric, {}, stats.DEFAULT_CONFIDENCE,
+                                       stats.DEFAULT_BOOTSTRAP)
   claims = results_cli.build_claims(records, [args.sweep_dir], args.metric,
                                     claims_lib.DEFAULT_MARGIN, stats.DEFAULT_CONFIDENCE,
                                     stats.DEFAULT_BOOTSTRAP)
   out = os.path.join(args.sweep_dir, "results")
-  run_dir = wandb_report.log_report(records, runs, aggregate, deltas, out=out,
+  run_dir = wandb_report.log_report(records, tables, out=out,
                                     mode=args.wandb_mode, metric=args.metric, claims=claims)
   print(f"# W&B report run: {run_dir}", file=sys.stderr)
   return 0

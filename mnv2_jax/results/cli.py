@@ -14,6 +14,12 @@ the first one's ``results``). With ``--claims``, also ``claims.md``/``.csv``/``.
 paper's ablation claims with the paper's effect, our statistic, CI, n and a verdict
 (`mnv2_jax.results.claims`), logged to W&B too unless ``--wandb_mode=disabled`` (the default
 here; `mnv2-report` logs them into its report run). Exit code 1 if the sweep dirs hold no runs.
+
+Each run is scored by its own metric (top-1, or the mAP / mIoU of detection / segmentation
+runs, from its summary). Runs of different metrics are never averaged or compared: each
+metric gets its own tables, named with the metric as suffix (``aggregate_mAP.csv``; top-1's keep
+their names, `collect.metric_suffix`), and its own section of ``report.md``. The paper's claims
+are about top-1 and are tested on the top-1 runs only.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   p.add_argument("sweep_dir", nargs="+", help="one or more sweep dirs, read together")
   p.add_argument("--out", default=None, help="output dir (default: first SWEEP_DIR/results)")
   p.add_argument("--metric", choices=("final", "best"), default="final",
-                 help="which top-1 the aggregates and deltas use")
+                 help="which value of the runs' metric (top-1, mAP, mIoU) the aggregates and "
+                      "deltas use")
   p.add_argument("--baseline", default="", type=parse_baseline,
                  help="FIELD=VALUE,... of compute-neutral axes the deltas are taken against "
                       "(default: the declared baselines, mnv2_jax.ablations)")
@@ -70,15 +77,25 @@ def parse_baseline(text: str) -> dict[str, object]:
 
 
 def build(records, metric: str, baseline: str, confidence: float, n_boot: int):
-  """(runs, aggregate, deltas) row lists."""
+  """(runs, aggregate, deltas) row lists of runs of one metric (ValueError if they mix)."""
   return (tables.run_rows(records),
           tables.aggregate_rows(records, metric, confidence),
           tables.delta_rows(records, metric, baseline, confidence, n_boot))
 
 
-def report_markdown(sweep_dir: str, runs, aggregate, deltas, metric: str) -> str:
-  parts = [f"# Results of {sweep_dir}", "",
-           f"{len(runs)} runs; aggregates and deltas over finished runs, {metric} top-1 (%).", ""]
+def build_by_metric(records, metric: str, baseline: str, confidence: float, n_boot: int):
+  """{metric name: (runs, aggregate, deltas)}, each of that metric's runs (top-1 first)."""
+  return {name: build(runs, metric, baseline, confidence, n_boot)
+          for name, runs in collect.by_metric(records).items()}
+
+
+def report_markdown(sweep_dir: str, runs, aggregate, deltas, metric: str,
+                    name: str = collect.TOP1) -> str:
+  """The report of one metric's tables (`name`; "top1" unless told)."""
+  title = f"# Results of {sweep_dir}" + ("" if name == collect.TOP1 else f": {name}")
+  parts = [title, "",
+           f"{len(runs)} runs; aggregates and deltas over finished runs, {metric} "
+           f"{collect.metric_label(name)} (%).", ""]
   if deltas:
     parts += ["## Paired comparisons", ""] + [f"- {d['sentence']}" for d in deltas] + [""]
   parts += ["## Aggregated over seeds (mean, sample std, 95% t-interval)", "",
@@ -89,15 +106,19 @@ def report_markdown(sweep_dir: str, runs, aggregate, deltas, metric: str) -> str
   return "\n".join(parts)
 
 
-def write_outputs(out: str, runs, aggregate, deltas, report: str) -> list[str]:
+def write_outputs(out: str, runs, aggregate, deltas, report: str | None,
+                  suffix: str = "") -> list[str]:
+  """Writes runs/aggregate/deltas{suffix}.csv and .md, and report.md unless `report` is None."""
   os.makedirs(out, exist_ok=True)
   paths = []
   for name, rows in (("runs", runs), ("aggregate", aggregate), ("deltas", deltas)):
     for ext, text in (("csv", tables.to_csv(rows)), ("md", tables.to_markdown(rows))):
-      path = os.path.join(out, f"{name}.{ext}")
+      path = os.path.join(out, f"{name}{suffix}.{ext}")
       with open(path, "w", encoding="utf-8") as f:
         f.write(text)
       paths.append(path)
+  if report is None:
+    return paths
   path = os.path.join(out, "report.md")
   with open(path, "w", encoding="utf-8") as f:
     f.write(report)
@@ -112,7 +133,11 @@ def manifest_preset(sweep_dirs: Sequence[str]) -> str | None:
 
 def build_claims(records, sweep_dirs: Sequence[str], metric: str, margin: float,
                  confidence: float, n_boot: int) -> list[claims_lib.Claim]:
-  return claims_lib.claims(records, metric, margin=margin, confidence=confidence,
+  """The paper's claims (about top-1) over the top-1 runs; none if there are no top-1 runs."""
+  top1 = collect.by_metric(records).get(collect.TOP1, [])
+  if not top1:
+    return []
+  return claims_lib.claims(top1, metric, margin=margin, confidence=confidence,
                            n_boot=n_boot, preset=manifest_preset(sweep_dirs))
 
 
@@ -142,15 +167,23 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not records:
     print(f"mnv2-results: no runs under {' '.join(args.sweep_dir)}", file=sys.stderr)
     return 1
-  runs, aggregate, deltas = build(records, args.metric, args.baseline, args.confidence,
-                                  args.bootstrap)
-  report = report_markdown(" + ".join(args.sweep_dir), runs, aggregate, deltas, args.metric)
+  built = build_by_metric(records, args.metric, args.baseline, args.confidence, args.bootstrap)
   out = args.out or os.path.join(args.sweep_dir[0], "results")
-  write_outputs(out, runs, aggregate, deltas, report)
+  reports = []
+  for name, (runs, aggregate, deltas) in built.items():
+    reports.append(report_markdown(" + ".join(args.sweep_dir), runs, aggregate, deltas,
+                                   args.metric, name))
+    write_outputs(out, runs, aggregate, deltas, None, collect.metric_suffix(name))
+  report = "\n".join(reports)
+  with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
+    f.write(report)
   print(report)
-  if args.claims:
-    claims = build_claims(records, args.sweep_dir, args.metric, args.margin, args.confidence,
-                          args.bootstrap)
+  claims = build_claims(records, args.sweep_dir, args.metric, args.margin, args.confidence,
+                        args.bootstrap) if args.claims else []
+  if args.claims and not claims:
+    print("mnv2-results: no top-1 runs, so no claims: the paper's claims are about top-1",
+          file=sys.stderr)
+  elif args.claims:
     claims_table.write(out, claims, args.sweep_dir, args.metric, args.margin)
     print(claims_table.to_markdown(claims, args.sweep_dir, args.metric, args.margin))
     if args.wandb_mode != "disabled":

@@ -11,6 +11,10 @@ among the runs being reported ("linear/bottleneck base_lr=0.1"). Its **baseline*
 deltas is the group equal to it in everything except the compute-neutral axes, which are at
 their baselines: a comparison at equal compute (axes that change compute move the operating
 point instead, and are compared on the accuracy-vs-MAdds plots).
+
+Values are the runs' primary metric (`collect.RunRecord.metric`: top-1, mAP or mIoU) in
+percent; the `metric` argument below ("final" | "best") picks its final or best value. Groups
+are formed within one metric only: `groups` rejects records that mix metrics (`collect.metric_of`).
 """
 
 from __future__ import annotations
@@ -80,8 +84,9 @@ class Group:
     return " ".join(x for x in (text, self.settings_text(varying)) if x)
 
   def per_seed(self, metric: str) -> dict[int, float]:
-    """{seed: top-1 %}. Runs of one experiment with the same seed (the same run twice, e.g.
-    with other bookkeeping) are averaged, with a warning: they are not independent seeds."""
+    """{seed: the runs' metric in %} of their `metric` ("final" | "best") value. Runs of one
+    experiment with the same seed (the same run twice, e.g. with other bookkeeping) are averaged,
+    with a warning: they are not independent seeds."""
     values: dict[int, list[float]] = collections.defaultdict(list)
     for r in self.runs:
       values[r.seed].append(100 * r.metric(metric))
@@ -92,7 +97,7 @@ class Group:
     return {s: sum(v) / len(v) for s, v in sorted(values.items())}
 
   def values(self, metric: str) -> list[float]:
-    """Top-1 in percent, one per seed."""
+    """The metric in percent, one per seed."""
     return list(self.per_seed(metric).values())
 
 
@@ -107,7 +112,8 @@ def varying_settings(records: Sequence[collect.RunRecord]) -> list[str]:
 
 def groups(records: Sequence[collect.RunRecord], metric: str) -> list[Group]:
   """The finished runs grouped by experiment, sorted by model, dataset, MAdds, width,
-  resolution, variant."""
+  resolution, variant. ValueError if `records` mix metrics (`collect.metric_of`)."""
+  collect.metric_of(records)
   by_key: dict[tuple, list[collect.RunRecord]] = collections.defaultdict(list)
   for r in finished(records, metric):
     by_key[experiment_key(r)].append(r)

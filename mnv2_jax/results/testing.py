@@ -2,7 +2,11 @@
 
 ``write_run`` produces ``config.json``, ``metrics.jsonl`` and ``summary.json`` exactly as the
 trainer documents them (accuracies as fractions), from numbers the caller chooses, so results
-and plotting code can be tested against known inputs without training anything.
+and plotting code can be tested against known inputs without training anything. With ``head``
+("ssdlite", "deeplabv3") the run is a dense one as `mnv2_jax.train_dense` writes it: a
+``head`` section and the ``task`` in its config, its task's metric (`mnv2_jax.dense.tasks`) as
+``eval/<metric>`` in metrics.jsonl and ``metric`` / ``final_metric`` / ``best_metric`` in its
+summary (`run_record.Summary.of_dense`).
 """
 
 from __future__ import annotations
@@ -25,8 +29,14 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
               group: str = "test", name: str | None = None, tags: Sequence[str] = (),
               wall_time_s: float = 60.0, write_summary: bool = True,
               madds: int | None = None, axes: dict[str, Any] | None = None,
-              config_updates: dict[str, Any] | None = None) -> str:
+              config_updates: dict[str, Any] | None = None, head: str | None = None,
+              final_metric: float | None = None, best_metric: float | None = None) -> str:
   """Writes one constructed run; ``final_top1``/``best_top1`` default to the curve's last/max.
+
+  With ``head`` the run is a detection / segmentation run whose ``curve`` holds its metric
+  (mAP / mIoU fractions); ``final_metric`` / ``best_metric`` default to its last/max, and
+  ``final_top1`` / ``best_top1`` / ``top5`` do not apply. Its detection runs also log an
+  ``eval/AP50`` that differs from the mAP, as the trainer's do.
 
   ``madds`` defaults to the architecture's real count (``run_record.compute_figures``); a
   test that must tell runs of one operating point apart (e.g. by their plotted points) gives
@@ -45,33 +55,55 @@ def write_run(workdir: str, *, model: str = "mobilenet_v2", width: float = 0.35,
       "wandb": {"group": group, "name": name, "tags": list(tags)},
   }
   config["model"].update(axes or {})
+  task = metric = None
+  if head is not None:
+    from mnv2_jax.dense import tasks  # pylint: disable=g-import-not-at-top
+    task = tasks.TASKS[head]
+    metric = tasks.METRIC[task]
+    config["head"] = {"name": head}
   for path, value in (config_updates or {}).items():
     *parents, leaf = path.split(".")
     node = config
     for part in parents:
       node = node.setdefault(part, {})
     node[leaf] = value
+  summarize = write_summary and status is not None
+  cplx = (run_record.compute_figures(config, num_classes=10)
+          if head is not None or summarize else None)
+  if cplx is not None and madds is not None:
+    cplx = dataclasses.replace(cplx, madds=madds)
+  if head is not None:  # what train_dense adds to config.json
+    config.update(task=task, madds=cplx.madds, params=cplx.params,
+                  madds_space_to_batch=cplx.madds_space_to_batch)
   with open(os.path.join(workdir, run_record.CONFIG), "w", encoding="utf-8") as f:
     json.dump(config, f)
   with open(os.path.join(workdir, run_record.METRICS), "w", encoding="utf-8") as f:
-    for step, top1 in curve:
-      f.write(json.dumps({"step": step, "train/loss": 1.0, "eval/top1": top1,
-                          "eval/top5": top5 if top5 is not None else min(1.0, top1 + 0.05),
-                          "eval/loss": 1.0}) + "\n")
-  if write_summary and status is not None:
-    if final_top1 is None and curve:
-      final_top1 = curve[-1][1]
-    if best_top1 is None and curve:
-      best_top1 = max(v for _, v in curve)
-    best_step = max(curve, key=lambda p: p[1])[0] if curve else None
-    cplx = run_record.compute_figures(config, num_classes=10)
+    for step, value in curve:
+      if head is None:
+        evals = {"eval/top1": value,
+                 "eval/top5": top5 if top5 is not None else min(1.0, value + 0.05)}
+      else:
+        evals = {f"eval/{metric}": value,
+                 **({"eval/AP50": min(1.0, value + 0.2)} if task == "detection" else {})}
+      f.write(json.dumps({"step": step, "train/loss": 1.0, **evals, "eval/loss": 1.0}) + "\n")
+  if not summarize:
+    return workdir
+  last = curve[-1][1] if curve else None
+  top = max(v for _, v in curve) if curve else None
+  common = dict(status=status, best_step=max(curve, key=lambda p: p[1])[0] if curve else None,
+                steps=curve[-1][0] if curve else 0, epochs=12.0, wall_time_s=wall_time_s)
+  if head is not None:
+    summary = run_record.Summary.of_dense(
+        config, task=task, metric=metric, madds=cplx.madds, params=cplx.params,
+        final_metric=last if final_metric is None else final_metric,
+        best_metric=top if best_metric is None else best_metric,
+        final_loss=1.0 if curve else None, **common)
+  else:
     summary = run_record.Summary.of_config(
-        config, dataclasses.replace(cplx, madds=cplx.madds if madds is None else madds),
-        status=status, final_top1=final_top1, final_top5=top5, best_top1=best_top1,
-        best_top5=top5, best_step=best_step, steps=curve[-1][0] if curve else 0, epochs=12.0,
-        wall_time_s=wall_time_s)
-    with open(os.path.join(workdir, run_record.SUMMARY), "w", encoding="utf-8") as f:
-      json.dump(summary.to_json(), f)
+        config, cplx, final_top1=last if final_top1 is None else final_top1, final_top5=top5,
+        best_top1=top if best_top1 is None else best_top1, best_top5=top5, **common)
+  with open(os.path.join(workdir, run_record.SUMMARY), "w", encoding="utf-8") as f:
+    json.dump(summary.to_json(), f)
   return workdir
 
 

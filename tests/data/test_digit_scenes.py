@@ -79,7 +79,7 @@ def test_prepared_splits_are_disjoint_and_match_the_generator(scenes_dir):
 def test_preparation_is_byte_deterministic(scenes_dir, tmp_path):
   other = os.fspath(tmp_path)
   dsc.prepare(other)
-  version = pathlib.Path("digit_scenes") / "1.0.0"
+  version = pathlib.Path("digit_scenes") / str(dsc.DigitScenes.VERSION)
   files = sorted(p.name for p in (pathlib.Path(scenes_dir) / version).iterdir()
                  if "array_record" in p.name)
   assert len(files) == 2

@@ -122,3 +122,35 @@ def test_wandb_report_logs_the_measured_cost_frontiers(tmp_path):
   assert on == {0.3: False, 0.2: False, 0.1: True}
   columns, data = _logged_table(run, "results/runs")
   assert sorted(r[columns.index("latency_ms")] for r in data) == [1.0, 2.0, 3.0]
+
+
+def test_wandb_report_logs_each_metric_apart(tmp_path):
+  """A sweep dir with classifier and detection runs: each metric's tables, charts and figures
+  under its own keys; the detection frontier in mAP; the claims from the top-1 runs."""
+  sweep = tmp_path / "sweep"
+  for act, top1, mAP in (("linear", 0.9, 0.24), ("relu6", 0.88, 0.2)):
+    for seed in (0, 1):
+      testing.write_run(str(sweep / f"cls_{act}_s{seed}"), bottleneck_activation=act,
+                        seed=seed, curve=[(10, top1 - 0.2), (20, top1 + seed / 100)],
+                        group="grp")
+      testing.write_run(str(sweep / f"det_{act}_s{seed}"), head="ssdlite", resolution=64,
+                        bottleneck_activation=act, seed=seed, group="grp",
+                        curve=[(10, mAP / 2), (20, mAP + seed / 100)])
+  assert cli.main([str(sweep), "--wandb_mode=offline"]) == 0
+  run = read_offline_run(str(sweep / "results"), reader="parser")
+  keys = set().union(*(row.keys() for row in run["history"]))
+  for key in ("results/aggregate", "results/aggregate_mAP", "results/deltas_mAP",
+              "results/top1_vs_madds", "results/mAP_vs_madds", "results/curves_mAP",
+              "results/frontier_mAP_chart", "plots/fig5_mAP", "plots/fig5"):
+    assert any(k.startswith(key) for k in keys), (key, sorted(keys))
+  columns, data = _logged_table(run, "results/frontier_mAP")
+  rows = {row[columns.index("series")]: dict(zip(columns, row)) for row in data}
+  assert rows["linear/bottleneck"]["mAP_mean"] == pytest.approx(24.5)
+  columns, data = _logged_table(run, "results/aggregate_mAP")
+  assert "final_mAP_mean" in columns and "final_top1_mean" not in columns
+  columns, data = _logged_table(run, "results/claims")
+  (linear,) = [r for r in data if r[columns.index("claim")] ==
+               "Linear bottleneck > ReLU6 in bottleneck" and r[columns.index("scope")] == "pooled"]
+  assert linear[columns.index("n")] == 2   # the two top-1 seeds, not the detectors
+  assert len(run["summary"]["comparisons"]) == 2   # one paired delta per metric
+  assert any("final mAP" in s for s in run["summary"]["comparisons"])
