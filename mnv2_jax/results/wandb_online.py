@@ -36,8 +36,8 @@ def collect_online(project: str, group: str, entity: str | None = None,
                   for row in run.scan_history(keys=["_step", key]))
     last = summary.get(key)  # a number: W&B aggregates only eval/top1 and eval/top5
     dense = {} if metric == collect.TOP1 else {
-        "final_metric": summary.get("final_metric", _agg(last, "last") if isinstance(
-            last, dict) else last),
+        # pylint: disable-next=protected-access
+        "final_metric": summary.get("final_metric", collect._last_of(last)),
         "best_metric": summary.get("best_metric", max((v for _, v in curve), default=None))}
     records.append(collect.RunRecord(
         name=run.name, workdir=run.url,
