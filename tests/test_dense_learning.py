@@ -16,8 +16,6 @@ its digit classes score IoU 0).
 Measured runs and thresholds are in each test's docstring and in docs/dense_heads.md.
 """
 
-import json
-
 import numpy as np
 import pytest
 
@@ -26,6 +24,7 @@ from configs import scenes
 from mnv2_jax import train
 from mnv2_jax.data import digit_scenes
 from mnv2_jax.detection import coco_eval
+from mnv2_jax.logging import jsonl
 from mnv2_jax.results import collect
 from mnv2_jax.segmentation import metrics as seg_metrics
 
@@ -125,7 +124,7 @@ def test_segmenter_from_the_digits_backbone_learns(classifier, tmp_path):
   baseline = all_background_miou()
   assert 0.05 < baseline < 0.09
   assert summary["final_metric"] >= max(0.13, 1.6 * baseline), (summary, baseline)
-  with open(tmp_path / "run" / "metrics.jsonl") as f:
-    last = [json.loads(line) for line in f if "eval/mIoU" in line][-1]
+  last = [m for m in jsonl.read_metrics(str(tmp_path / "run" / "metrics.jsonl"))
+          if "eval/mIoU" in m][-1]
   digits_iou = np.mean([last[f"eval/iou_{k}"] for k in range(1, 11)])
   assert digits_iou >= 0.05, last
