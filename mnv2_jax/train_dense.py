@@ -135,13 +135,12 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     loss_cfg = dict(config.head.loss)
     step_fn = detection.make_train_step(model, tx, schedule, anchors=anchors,
                                         loss_cfg=loss_cfg, ema_decay=ema_decay)
-    predict = jax.jit(detection.make_predict(model))
+    eval_step = jax.jit(detection.make_eval_step(model, anchors=anchors, loss_cfg=loss_cfg))
 
     def run_eval(variables, batches):
-      return detection.evaluate(predict, variables, batches, mesh, anchors=anchors,
+      return detection.evaluate(eval_step, variables, batches, mesh, anchors=anchors,
                                 num_classes=info.num_classes,
-                                postprocess_cfg=dict(config.head.postprocess),
-                                loss_cfg=loss_cfg)
+                                postprocess_cfg=dict(config.head.postprocess))
   else:
     ignore = config.head.ignore_label
     step_fn = segmentation.make_train_step(model, tx, schedule, ignore_label=ignore,

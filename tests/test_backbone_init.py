@@ -1,16 +1,16 @@
 """`config.init` (mnv2_jax/backbone_init.py): a dense run's backbone from a trained classifier.
 
-The classifier is a real `mnv2-train` run (configs/digits.py, a few steps); the dense runs are
-real `mnv2-train` runs on digit_scenes (prepared offline). Nothing downloads.
+The classifier is a real `mnv2-train` run (configs/digits.py, a few steps). The dense initial
+state is built by the functions the trainer calls; the bad-setting checks go through
+`mnv2-train` on digit_scenes (prepared offline) and must stop before any write. That a trained
+dense run really started from the classifier is checked on the learning runs of
+tests/test_dense_learning.py. Nothing downloads.
 """
-
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import pytest
 
 from configs import digits
@@ -49,20 +49,9 @@ def _dense_config(task, scenes_dir, source="run", path=None, steps=1):
   config = scenes.get_config(f"task={task},res=64,batch=8")
   config.input.data_dir = scenes_dir
   config.input.eval_batch_size = 100
-  # One warm-up step: the step's learning rate is 0 (optax's linear warm-up starts at 0), so
-  # SGD leaves the parameters where init put them and the run's checkpoint shows the init.
-  config.optim.warmup_epochs = 1 / 250
+  config.optim.warmup_epochs = 1 / 250   # one step: the warm-up must fit in the run
   config.init.update(source=source, path=path)
   return _short(config, steps)
-
-
-def _saved_state(workdir):
-  """The raw arrays of a run's newest checkpoint, as saved (no restore target)."""
-  manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
-  step = manager.latest_step()
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  manager.close()
-  return restored["state"]
 
 
 def _leaf(tree, path):
@@ -73,36 +62,46 @@ def _leaf(tree, path):
   return np.asarray(node)
 
 
-@pytest.fixture(scope="module")
-def detector_run(classifier_run, scenes_dir, tmp_path_factory):
-  """A 1-step SSDLite run on digit_scenes with `init.source="run"` from `classifier_run`."""
-  workdir = str(tmp_path_factory.mktemp("detector") / "run")
-  summary = train.train_and_evaluate(
-      _dense_config("detection", scenes_dir, path=classifier_run), workdir)
-  assert summary["status"] == "finished" and summary["task"] == "detection"
-  return workdir
+@pytest.mark.slow(seconds=30)
+def test_the_initial_state_holds_the_classifier_backbone(classifier_run, scenes_dir):
+  """What the trainer does at step 0 (train_dense: `check` -> `backbone_init.load` ->
+  `train_state.create(pretrained=...)`), shapes from the detector's own abstract init.
 
-
-@pytest.mark.slow(seconds=60)
-def test_detector_starts_from_the_classifier_backbone(classifier_run, detector_run,
-                                                      scenes_dir):
-  saved = _saved_state(detector_run)["params"]
-  classifier = restore.restore(classifier_run).variables["params"]
-  backbone = saved["backbone"]
-  leaves = jax.tree_util.tree_leaves_with_path(backbone)
-  assert len(leaves) > 100
-  for path, value in leaves:  # Every backbone array is the classifier's at the same path.
-    np.testing.assert_array_equal(np.asarray(value), _leaf(classifier, path),
-                                  err_msg=jax.tree_util.keystr(path))
-  # What the detector does not use is not copied; the head is the detector's own.
-  assert "logits" in classifier and "logits" not in backbone
-  assert "class_0_predict" in saved and "class_0_predict" not in classifier
+  That the trainer really starts there is checked end to end on the trained detector of
+  tests/test_dense_learning.py (its backbone stays near the classifier's)."""
+  config = _dense_config("detection", scenes_dir, path=classifier_run)
+  _, _, model, _, source = train_dense.check(config)
+  assert source == backbone_init.Source("run", classifier_run, 3, False)
+  tx = optax.sgd(0.1, momentum=0.9)
+  create = lambda pretrained=None: train_state.create(model, tx, seed=config.seed,
+                                                      resolution=64, ema=True,
+                                                      pretrained=pretrained)
+  abstract = jax.eval_shape(create)
+  loaded = backbone_init.load(source, {"params": abstract.params,
+                                       "batch_stats": abstract.batch_stats},
+                              model.backbone, 64)
+  # One program for both states (eagerly: ~4x slower).
+  state, fresh = jax.jit(lambda pretrained: (create(pretrained), create()))(loaded)
+  classifier = restore.restore(classifier_run).variables
+  for collection in ("params", "batch_stats"):
+    backbone = getattr(state, collection)["backbone"]
+    leaves = jax.tree_util.tree_leaves_with_path(backbone)
+    assert len(leaves) > 50
+    for path, value in leaves:  # Every backbone array is the classifier's at the same path.
+      np.testing.assert_array_equal(np.asarray(value), _leaf(classifier[collection], path),
+                                    err_msg=f"{collection}{jax.tree_util.keystr(path)}")
+    # ... and the EMA starts from the copy too.
+    ema = getattr(state, f"ema_{collection}")["backbone"]
+    jax.tree.map(np.testing.assert_array_equal, ema, backbone)
+  # What the detector does not use is not copied; the head is the detector's own random init.
+  assert "logits" in classifier["params"] and "logits" not in state.params["backbone"]
+  assert "class_0_predict" in state.params and "class_0_predict" not in classifier["params"]
+  jax.tree.map(np.testing.assert_array_equal, state.params["class_0_predict"],
+               fresh.params["class_0_predict"])
   # The same run's random init differs: the equality above is the copy, not a coincidence.
-  config = _dense_config("detection", scenes_dir, source="none")
-  model = train_dense.check(config)[2]
-  fresh = train_state.create(model, optax.sgd(0.1), seed=config.seed, resolution=64, ema=False)
   stem = ("stem", "conv", "conv", "kernel")
-  assert not np.array_equal(_leaf(fresh.params["backbone"], stem), _leaf(backbone, stem))
+  assert not np.array_equal(_leaf(fresh.params["backbone"], stem),
+                            _leaf(state.params["backbone"], stem))
 
 
 def test_segmenter_backbone_from_a_keras_weights_file(scenes_dir, tmp_path):
@@ -161,12 +160,6 @@ def test_a_different_architecture_is_rejected_naming_the_field(change, message,
   with pytest.raises(ValueError, match=message):
     train.train_and_evaluate(config, str(workdir))
   assert not workdir.exists()
-
-
-def test_a_dense_run_is_not_a_backbone_source(detector_run, scenes_dir, tmp_path):
-  config = _dense_config("segmentation", scenes_dir, path=detector_run)
-  with pytest.raises(ValueError, match="is a ssdlite run; allowed: a classifier run"):
-    train.train_and_evaluate(config, str(tmp_path / "run"))
 
 
 def test_keras_source_checks(scenes_dir, tmp_path):

@@ -8,6 +8,7 @@ official archives (tests/data/voc_fixtures.py). Nothing downloads.
 
 import json
 import os
+import shutil
 import sys
 
 import pytest
@@ -65,27 +66,43 @@ def test_ssdlite_coco_config_trains_evaluates_and_resumes_exactly(mini_coco, tmp
   evals = [m for m in _metrics(straight) if "eval/mAP" in m]
   assert evals and "eval/AP50" in evals[-1]
 
+  # A crash after step 5 was logged but before its checkpoint landed: the same workdir with
+  # only the step-3 checkpoint the run wrote (and no finished summary). The same config runs
+  # again (its compiled programs come from the compile cache) and resumes at step 3.
   resumed = str(tmp_path / "resumed")
-  train.train_and_evaluate(_coco_config(mini_coco, 3), resumed)
-  train.train_and_evaluate(_coco_config(mini_coco, 5), resumed)   # resumes at step 3
+  shutil.copytree(straight, resumed)
+  assert sorted(os.listdir(os.path.join(resumed, "checkpoints"))) == ["3", "5"]
+  shutil.rmtree(os.path.join(resumed, "checkpoints", "5"))
+  os.remove(os.path.join(resumed, "summary.json"))
+  train.train_and_evaluate(_coco_config(mini_coco, 5), resumed)
   losses = lambda w: {m["step"]: m["train/loss"] for m in _metrics(w) if "train/loss" in m}
   a, b = losses(straight), losses(resumed)
   assert [a[s] for s in (4, 5)] == [b[s] for s in (4, 5)]   # bit-identical continuation
+  resumed_rows = [m["step"] for m in _metrics(resumed) if "train/loss" in m]
+  assert resumed_rows == [1, 2, 3, 4, 5]   # steps 4-5 logged again, once, by the resumed run
 
 
 @pytest.mark.slow(seconds=45)
 def test_deeplabv3_voc_config_trains_on_mini_voc(tmp_path):
+  """With ASPP at OS 16 (rates 6/12/18 on a 3x3 feature map): the train step runs the dilated
+  depthwise convs of the backbone's last stage and the head's dilated 3x3 convs, with rates
+  larger than the map (their outer taps read only padding). OS 8 took ~35 s more to compile
+  (two test workers on 2 cores); its dilated depthwise convs are checked against a reference in
+  tests/ops/test_depthwise_dilated.py."""
   manual = tmp_path / "manual"
   voc_fixtures.make_archives(manual)
-  config = deeplabv3_voc.get_config("width=0.35,res=41,batch=2")
+  config = deeplabv3_voc.get_config("width=0.35,res=41,batch=2,aspp")
   config.input.data_dir = str(tmp_path / "tfds")
   config.input.manual_dir = str(manual)
   config.input.eval_batch_size = 2
   summary = train.train_and_evaluate(_short(config, 3), str(tmp_path / "run"))
   assert summary["status"] == "finished" and summary["task"] == "segmentation"
   assert summary["metric"] == "mIoU" and 0.0 <= summary["final_metric"] <= 1.0
-  last = [m for m in _metrics(str(tmp_path / "run")) if "eval/mIoU" in m][-1]
+  rows = _metrics(str(tmp_path / "run"))
+  last = [m for m in rows if "eval/mIoU" in m][-1]
   assert last["eval/pixels"] > 0
+  grad_norms = [m["train/grad_norm"] for m in rows if "train/grad_norm" in m]
+  assert len(grad_norms) == 3 and all(0 < g < float("inf") for g in grad_norms)
 
 
 @pytest.mark.parametrize("change,message", [

@@ -5,7 +5,7 @@ state replicated, BN statistics over the global batch): normalise the uint8 imag
 training mode, match every image's ground truth to the anchors on device
 (`detection.matching.assign`, vmapped), `detection.loss.ssd_loss`, optax update, EMA.
 
-Evaluation: the jitted inference forward per batch, then on the host decoding + NMS
+Evaluation: the jitted inference forward and loss per batch, then on the host decoding + NMS
 (`detection.postprocess.detect`, TF's combined NMS) and COCO mAP through pycocotools
 (`detection.coco_eval.CocoEvaluator`) over every real (mask-true) image of the split, with
 boxes scaled to each image's original size. Single-process only (the detections are gathered
@@ -72,25 +72,28 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, *, anchor
   return step
 
 
-def make_predict(model) -> Callable:
-  """`predict(variables, images_uint8) -> (box_codes, class_logits)`, to be jitted."""
-  def predict(variables, images):
-    return model.apply(variables, normalize(images, jnp.float32), train=False)
-  return predict
+def make_eval_step(model, *, anchors: np.ndarray, loss_cfg: dict[str, Any]) -> Callable:
+  """`eval_step(variables, batch) -> (box_codes, class_logits, loss)`, to be jitted: the
+  inference forward and the training loss of the batch (matching + mined SSD loss) in one
+  compiled program (run eagerly, the loss's matching and mining cost more than the forward)."""
+  anchors = jnp.asarray(anchors)
+
+  def eval_step(variables, batch):
+    codes, logits = model.apply(variables, normalize(batch["image"], jnp.float32), train=False)
+    loss, _ = loss_lib.ssd_loss(logits, codes, _targets(batch, anchors), **loss_cfg)
+    return codes, logits, loss
+  return eval_step
 
 
-def evaluate(predict, variables, batches, mesh, *, anchors: np.ndarray, num_classes: int,
-             postprocess_cfg: dict[str, Any], loss_cfg: dict[str, Any]) -> dict[str, float]:
+def evaluate(eval_step, variables, batches, mesh, *, anchors: np.ndarray, num_classes: int,
+             postprocess_cfg: dict[str, Any]) -> dict[str, float]:
   """COCO box metrics (pycocotools) of `variables` over `batches` (the eval split, masked),
-  plus the mean training loss on it (`eval/loss`)."""
+  plus the mean training loss on it (`eval/loss`); `eval_step` is `make_eval_step`'s, jitted."""
   evaluator = coco_eval.CocoEvaluator(num_classes)
-  anchors_j = jnp.asarray(anchors)
   loss_sum, count = 0.0, 0
   for local in batches:
     batch = parallel.global_batch(mesh, {k: local[k] for k in ("image", "boxes", "classes")})
-    codes, logits = predict(variables, batch["image"])
-    loss, _ = loss_lib.ssd_loss(logits, codes, _targets(batch, anchors_j), **loss_cfg)
-    codes, logits = jax.device_get((codes, logits))
+    codes, logits, loss = jax.device_get(eval_step(variables, batch))
     dets = postprocess.detect(np.asarray(logits), np.asarray(codes), anchors,
                               **postprocess_cfg)
     mask = np.asarray(local["mask"], bool)

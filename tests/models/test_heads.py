@@ -2,7 +2,8 @@
 
 Parameter counts are checked against `heads_complexity` (the spec walk that reproduces Tables
 5-7), output shapes against the spec's anchors and the input size, and the backbone's
-endpoints against the spec's endpoint names.
+endpoints against the spec's endpoint names. A training step through the dilated layers (OS 8
+with ASPP) runs in tests/test_train_dense.py.
 """
 
 import jax
@@ -63,36 +64,18 @@ def test_deeplab_params_and_output_shape(output_stride, aspp):
   assert out.shape == (2, 65, 65, 21)
 
 
-def test_deeplab_runs_and_trains_with_dilated_layers():
-  """A real forward + gradient at OS 8 with ASPP (dilated depthwise and dilated 3x3 convs)."""
-  model = heads.DeepLabV3(backbone=MobileNetV2(width_multiplier=0.35, output_stride=8,
-                                               impl=XLA), num_classes=3, aspp=True)
-  x = jax.random.uniform(jax.random.key(1), (2, 33, 33, 3), minval=-1, maxval=1)
-  variables = model.init(jax.random.key(0), x, train=False)
-
-  def loss(params):
-    logits, _ = model.apply({**variables, "params": params}, x, train=True,
-                            mutable=["batch_stats"], rngs={"dropout": jax.random.key(2)})
-    return jnp.mean(jax.nn.log_softmax(logits)[..., 0])
-
-  grads = jax.jit(jax.grad(loss))(variables["params"])
-  norms = jax.tree.map(lambda g: float(jnp.abs(g).sum()), grads)
-  assert all(np.isfinite(jax.tree.leaves(norms)))
-  assert norms["aspp3_conv"]["conv"]["kernel"] > 0   # the rate-36 branch gets gradient
-
-
 def test_output_stride_keeps_parameters_and_changes_features():
   x = jax.random.uniform(jax.random.key(3), (1, 64, 64, 3))
   natural = MobileNetV2(width_multiplier=0.35, impl=XLA)
   dilated = MobileNetV2(width_multiplier=0.35, impl=XLA, output_stride=8)
-  variables = natural.init(jax.random.key(0), x, train=False)
-  a = natural.apply(variables, x, train=False, endpoints=("layer_18",))["layer_18"]
-  b = dilated.apply(variables, x, train=False, endpoints=("layer_18",))["layer_18"]
-  assert a.shape == (1, 2, 2, 112) and b.shape == (1, 8, 8, 112)
+  variables = jax.jit(lambda x: natural.init(jax.random.key(0), x, train=False))(x)
+  names = ("layer_7", "layer_18")
+  # Under jit: op by op, the test took 23 s here instead of 16 s.
+  a = jax.jit(lambda v: natural.apply(v, x, train=False, endpoints=names))(variables)
+  b = jax.jit(lambda v: dilated.apply(v, x, train=False, endpoints=names))(variables)
+  assert a["layer_18"].shape == (1, 2, 2, 112) and b["layer_18"].shape == (1, 8, 8, 112)
   # Same weights: the dilated net's first strided layers are identical up to stride 8.
-  a8 = natural.apply(variables, x, train=False, endpoints=("layer_7",))["layer_7"]
-  b8 = dilated.apply(variables, x, train=False, endpoints=("layer_7",))["layer_7"]
-  np.testing.assert_allclose(a8, b8, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(a["layer_7"], b["layer_7"], rtol=1e-5, atol=1e-5)
 
 
 def test_bad_head_settings_are_rejected_at_construction():
