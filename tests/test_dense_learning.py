@@ -18,6 +18,7 @@ Measured runs and thresholds are in each test's docstring and in docs/dense_head
 
 import os
 
+from flax import traverse_util
 import jax
 import numpy as np
 import optax
@@ -138,12 +139,6 @@ def _saved_params(workdir):
   return restored["state"]["params"]
 
 
-def _leaf(tree, path):
-  for k in path:
-    tree = tree[getattr(k, "key", k)]
-  return np.asarray(tree)
-
-
 def test_the_trained_detector_started_from_the_classifier_backbone(classifier, detector):
   """End to end through the trainer (the initial state itself is checked exactly in
   tests/test_backbone_init.py): after 124 steps every backbone conv kernel is still nearer the
@@ -151,22 +146,22 @@ def test_the_trained_detector_started_from_the_classifier_backbone(classifier, d
   and the stem, which moves least, is within 10% of the classifier's (measured: 1.4%, and 100%
   from the random init; the deepest depthwise kernels move most, 160% vs 213%)."""
   workdir = detector[2]
-  trained = _saved_params(workdir)["backbone"]
-  cls = restore.restore(classifier).variables["params"]
   config = restore.load_config(workdir)
   model = train_dense.check(config)[2]
   fresh = jax.jit(lambda: train_state.create(model, optax.sgd(0.1), seed=config.seed,
                                              resolution=128, ema=False).params["backbone"])()
-  kernels = [(p, np.asarray(v)) for p, v in jax.tree_util.tree_leaves_with_path(trained)
-             if np.ndim(v) == 4]
+  # Flat {("stem", "conv", "conv", "kernel"): array} views of the three parameter trees.
+  trained, cls, fresh = (traverse_util.flatten_dict(jax.device_get(tree)) for tree in (
+      _saved_params(workdir)["backbone"], restore.restore(classifier).variables["params"],
+      fresh))
+  kernels = {name: np.asarray(v) for name, v in trained.items() if np.ndim(v) == 4}
   assert len(kernels) == 52
-  for path, value in kernels:
-    assert (np.linalg.norm(value - _leaf(cls, path))
-            < np.linalg.norm(value - _leaf(fresh, path))), jax.tree_util.keystr(path)
+  for name, value in kernels.items():
+    assert np.linalg.norm(value - cls[name]) < np.linalg.norm(value - fresh[name]), name
   stem = ("stem", "conv", "conv", "kernel")
-  c = _leaf(cls, stem)
-  assert np.linalg.norm(_leaf(trained, stem) - c) < 0.1 * np.linalg.norm(c)
-  assert np.linalg.norm(_leaf(fresh, stem) - c) > 0.5 * np.linalg.norm(c)
+  c = np.asarray(cls[stem])
+  assert np.linalg.norm(kernels[stem] - c) < 0.1 * np.linalg.norm(c)
+  assert np.linalg.norm(np.asarray(fresh[stem]) - c) > 0.5 * np.linalg.norm(c)
 
 
 def test_a_dense_run_is_not_a_backbone_source(detector, scenes_dir, tmp_path):

@@ -2,7 +2,7 @@
 
 Parameter counts are checked against `heads_complexity` (the spec walk that reproduces Tables
 5-7), output shapes against the spec's anchors and the input size, and the backbone's
-endpoints against the spec's endpoint names. A training step through the dilated layers (OS 8
+endpoints against the spec's endpoint names. A training step through dilated layers (OS 16
 with ASPP) runs in tests/test_train_dense.py.
 """
 
