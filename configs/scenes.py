@@ -17,10 +17,10 @@ for a run of a few hundred steps). Detection: 10 digit classes (+ background); m
 pycocotools on the 300 test scenes. Segmentation: 11 classes (background + 10 digits), mIoU.
 The backbone starts from a classifier as in the paper (`config.init`), here one trained on
 the bundled digits. Status (docs/dense_heads.md, tests/test_dense_learning.py): from that
-backbone the detector learns clearly at 128 px in 2 epochs (digit_scenes 3.0.0: mAP 0.051
-for seeds 0 and 1; 2.0.0: 0.056-0.082 over 3 seeds, 0.028 from a random backbone; 0.001 for an
-image-independent detector). The segmenter, on 3.0.0's filled masks, reaches mIoU 0.211 at
-128 px, OS 16, 3 epochs, lr 1.0 (all-background 0.078).
+backbone the detector learns clearly at 128 px in 2 epochs (digit_scenes 3.0.0: mAP 0.052 /
+0.041 for seeds 0 / 1; 0.001 for an image-independent detector). The segmenter, on 3.0.0's
+filled masks, reaches mIoU 0.366 / 0.222 at 128 px, OS 16, 3 epochs, lr 1.0 (all-background
+0.078).
 """
 
 from configs import common

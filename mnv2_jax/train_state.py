@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from mnv2_jax import ablations
+from mnv2_jax import init_prng
 from mnv2_jax import models
 from mnv2_jax import spec as spec_lib
 from mnv2_jax.ops import impl as impl_lib
@@ -67,19 +68,21 @@ def resolve_impl(model):
 
 
 def create(model, tx: optax.GradientTransformation, *, seed: int | jax.Array, resolution: int,
-           ema: bool, pretrained: dict | None = None) -> TrainState:
+           ema: bool, pretrained: dict | None = None,
+           init_impl: Any = init_prng.IMPL) -> TrainState:
   """Initial state (call under jit with out_shardings to create it already placed).
 
   `seed` may be a Python int or a traced int32 scalar: the state is the same bit for bit, and
   a traced seed lets every seed share one compiled program. `pretrained` ({collection:
   {scope: subtree}}, e.g. `backbone_init.load`'s {"params": ..., "batch_stats": ...} under
   "backbone") replaces those subtrees of the random init before the optimizer state and the
-  EMA are made from the parameters.
+  EMA are made from the parameters. `init_impl` is the PRNG implementation that draws the
+  initial parameters (a `jax.random.key` impl; benchmarks/init_compile.py compares them).
   """
-  # Parameters are drawn with the RBG generator (XLA's RngBitGenerator): a threefry-based init
-  # of ~150 tensors compiles ~3x slower on CPU. RBG values are deterministic for a given backend
-  # (not across CPU/GPU/TPU); everything after init uses the threefry key `state_rng`.
-  init_rng = jax.random.key(seed, impl="rbg")
+  # Parameters are drawn by numpy on the host (init_prng: the same bits on every backend, and
+  # ~90 parameter draws that compile to callbacks instead of ~90 expansions of XLA's generator).
+  # Everything after init uses the threefry key `state_rng`.
+  init_rng = jax.random.key(seed, impl=init_impl)
   state_rng = jax.random.fold_in(jax.random.key(seed), 1)
   x = jnp.zeros((1, resolution, resolution, 3), jnp.float32)
   variables = model.init(init_rng, x, train=False)

@@ -2,7 +2,7 @@
 (NOT COCO / VOC).
 
 The paper's recipe at CPU scale: a classifier first (MobileNetV2 0.35 on the bundled digits,
-`configs/digits.py`, 12 epochs, ~88% test top-1), then its backbone copied into SSDLite and
+`configs/digits.py`, 12 epochs, ~93% test top-1), then its backbone copied into SSDLite and
 DeepLabv3 (`config.init`, mnv2_jax/backbone_init.py) and each trained on digit_scenes
 (`configs/scenes.py`: 1-3 real digit scans per 64x64 scene, test scenes from digit scans no
 train scene uses). Everything runs through the real trainer, data pipeline, post-processing
@@ -116,10 +116,10 @@ def detector(classifier, scenes_dir, tmp_path_factory):
 
 @pytest.mark.slow(seconds=150)
 def test_detector_from_the_digits_backbone_learns(detector):
-  """Measured (2-core machine): digit_scenes 3.0.0, test mAP 0.051 (seed 0, the one run here)
-  and 0.051 (seed 1) in ~85 s; on 2.0.0 0.082 / 0.056 / 0.057 (seeds 0 / 1 / 2); the
-  baseline 0.001. Asserted: mAP >= 0.03 and >= 20x the baseline (below the worst seed, for
-  other CPUs' numerics). The finished workdir is then read as the results tables read it:
+  """Measured (2-core machine, digit_scenes 3.0.0, parameters drawn by init_prng): test mAP
+  0.052 (seed 0, the one run here) and 0.041 (seed 1) in ~90 s; the baseline 0.001.
+  Asserted: mAP >= 0.03 and >= 20x the baseline (below the worst seed, for other CPUs'
+  numerics). The finished workdir is then read as the results tables read it:
   scored by its mAP.
   """
   summary, record, _ = detector
@@ -143,8 +143,9 @@ def test_the_trained_detector_started_from_the_classifier_backbone(classifier, d
   """End to end through the trainer (the initial state itself is checked exactly in
   tests/test_backbone_init.py): after 124 steps every backbone conv kernel is still nearer the
   classifier's than the run's own random init (the state `config.init="none"` would give),
-  and the stem, which moves least, is within 10% of the classifier's (measured: 1.4%, and 100%
-  from the random init; the deepest depthwise kernels move most, 160% vs 213%)."""
+  and the stem is within 25% of the classifier's (measured: 10.7%, and 101% from the random
+  init; block_0's depthwise moves least, 6.5%, the deepest depthwise kernels most, 176% vs
+  225%)."""
   workdir = detector[2]
   config = restore.load_config(workdir)
   model = train_dense.check(config)[2]
@@ -160,7 +161,7 @@ def test_the_trained_detector_started_from_the_classifier_backbone(classifier, d
     assert np.linalg.norm(value - cls[name]) < np.linalg.norm(value - fresh[name]), name
   stem = ("stem", "conv", "conv", "kernel")
   c = np.asarray(cls[stem])
-  assert np.linalg.norm(kernels[stem] - c) < 0.1 * np.linalg.norm(c)
+  assert np.linalg.norm(kernels[stem] - c) < 0.25 * np.linalg.norm(c)
   assert np.linalg.norm(np.asarray(fresh[stem]) - c) > 0.5 * np.linalg.norm(c)
 
 
@@ -178,18 +179,19 @@ def test_segmenter_from_the_digits_backbone_learns(classifier, scenes_dir, tmp_p
   """DeepLabv3 (OS 16, no ASPP) 0.35 at 128 px, 3 epochs (186 steps, batch 32, lr 1.0 per 256),
   backbone from `classifier`.
 
-  Measured (2-core machine, digit_scenes 3.0.0): test mIoU 0.211 (seed 0, the one run here;
-  IoU 0.92 background, 0.02-0.30 per digit, digit mean 0.14) in ~115 s; 2 epochs: 0.138. The
-  all-background baseline: 0.078. Asserted: mIoU >= 0.13 and >= 1.6x the baseline, and the
-  digits' mean IoU (0 for the baseline) >= 0.05.
+  Measured (2-core machine, digit_scenes 3.0.0, parameters drawn by init_prng): test mIoU
+  0.366 (seed 0, the one run here; IoU 0.93 background, 0.11-0.47 per digit, digit mean 0.31)
+  in ~145 s, and 0.222 (seed 1; digit mean 0.15); 2 epochs: 0.237 / 0.152. The
+  all-background baseline: 0.078. Asserted: mIoU >= 0.16 and >= 2x the baseline, and the
+  digits' mean IoU (0 for the baseline) >= 0.08.
   """
   workdir = str(tmp_path / "run")
   summary, _ = _train_from(classifier, "segmentation", 3, 1.0, scenes_dir, workdir)
   assert summary["metric"] == "mIoU"
   baseline = all_background_miou()
   assert 0.05 < baseline < 0.09
-  assert summary["final_metric"] >= max(0.13, 1.6 * baseline), (summary, baseline)
+  assert summary["final_metric"] >= max(0.16, 2 * baseline), (summary, baseline)
   last = [m for m in jsonl.read_metrics(os.path.join(workdir, "metrics.jsonl"))
           if "eval/mIoU" in m][-1]
   digits_iou = np.mean([last[f"eval/iou_{k}"] for k in range(1, 11)])
-  assert digits_iou >= 0.05, last
+  assert digits_iou >= 0.08, last
