@@ -74,7 +74,7 @@ def test_create_is_seeded_and_compiles_no_device_generator():
   """The same state for a traced and a Python seed, another for another seed, and the init
   program holds no XLA random-number generator: its draws are host callbacks."""
   traced = jax.jit(_create)
-  a, b = traced(np.int32(3)), _create(3)
+  a, b = traced(np.int32(3)), jax.jit(lambda: _create(3))()
   for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
     np.testing.assert_array_equal(x, y)
   c = traced(np.int32(4))
