@@ -7,7 +7,7 @@ jits `train_state.create` for one model, with the parameters drawn by one PRNG i
 - `rbg`: XLA's RngBitGenerator;
 - `threefry`: jax's default.
 
-It reports trace+lower and XLA compile seconds, and the compiled program's instruction count.
+It reports trace+lower and XLA compile seconds, and the compiled program's length in HLO text lines.
 The implementations alternate (A B C A B C ...) so that they share the machine's noise.
 
     python -m benchmarks.init_compile --model classifier --repeats 2
@@ -28,19 +28,16 @@ IMPLS = ("init_prng", "rbg", "threefry")
 
 
 def _model(name: str, width: float, num_classes: int):
+  """The model with its `impl` resolved, as the trainers build it."""
   from mnv2_jax import train_state
   from mnv2_jax.models import MobileNetV2
-  from mnv2_jax.models import heads
   if name == "classifier":
-    model = MobileNetV2(num_classes=num_classes, width_multiplier=width)
-  else:
-    from configs import ssdlite_coco
-    from mnv2_jax.train import validate
-    config = ssdlite_coco.get_config(f"width={width}")
-    model = validate.check_model(config, num_classes)
-    assert isinstance(model, heads.SSDLite), type(model)
-  return train_state.resolve_impl(model) if name == "classifier" else model.clone(
-      backbone=train_state.resolve_impl(model.backbone))
+    return train_state.resolve_impl(
+        MobileNetV2(num_classes=num_classes, width_multiplier=width))
+  from configs import ssdlite_coco
+  from mnv2_jax.train import validate
+  model = validate.check_model(ssdlite_coco.get_config(f"width={width}"), num_classes)
+  return model.clone(backbone=train_state.resolve_impl(model.backbone))
 
 
 def _child(args) -> None:
