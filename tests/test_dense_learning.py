@@ -143,9 +143,12 @@ def test_the_trained_detector_started_from_the_classifier_backbone(classifier, d
   """End to end through the trainer (the initial state itself is checked exactly in
   tests/test_backbone_init.py): after 124 steps every backbone conv kernel is still nearer the
   classifier's than the run's own random init (the state `config.init="none"` would give),
-  and the stem is within 25% of the classifier's (measured: 10.7%, and 101% from the random
-  init; block_0's depthwise moves least, 6.5%, the deepest depthwise kernels most, 176% vs
-  225%)."""
+  and block_0's depthwise kernel, the one that moves least, is within 25% of the
+  classifier's while the random init is ~100% away. Measured (relative to the classifier
+  kernel's norm; 2-core Intel Xeon / 2-core AMD EPYC): block_0's depthwise 6.5% / 5.7%; the
+  stem 10.7% / 37.9% (so it is not the one bounded: the trajectory differs by CPU); the
+  deepest depthwise kernels 176% / 190% from the classifier vs 225% / 234% from the random
+  init."""
   workdir = detector[2]
   config = restore.load_config(workdir)
   model = train_dense.check(config)[2]
@@ -159,10 +162,10 @@ def test_the_trained_detector_started_from_the_classifier_backbone(classifier, d
   assert len(kernels) == 52
   for name, value in kernels.items():
     assert np.linalg.norm(value - cls[name]) < np.linalg.norm(value - fresh[name]), name
-  stem = ("stem", "conv", "conv", "kernel")
-  c = np.asarray(cls[stem])
-  assert np.linalg.norm(kernels[stem] - c) < 0.25 * np.linalg.norm(c)
-  assert np.linalg.norm(np.asarray(fresh[stem]) - c) > 0.5 * np.linalg.norm(c)
+  first = ("block_0", "depthwise", "conv", "kernel")
+  c = np.asarray(cls[first])
+  assert np.linalg.norm(kernels[first] - c) < 0.25 * np.linalg.norm(c)
+  assert np.linalg.norm(np.asarray(fresh[first]) - c) > 0.5 * np.linalg.norm(c)
 
 
 def test_a_dense_run_is_not_a_backbone_source(detector, scenes_dir, tmp_path):
