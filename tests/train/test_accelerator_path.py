@@ -6,7 +6,8 @@ the CPU default runs the native kernels in float32. Both are chosen through `mod
 
 Step-1 tolerances: the first step starts from the same variables on the same batch, so its loss
 differs only by round-off: float32 formulations sum in different orders (measured relative
-differences: loss 4.2e-6, gradient norm 1.1e-4), bfloat16 rounds every activation to 8 mantissa
+differences: loss 4.2e-6, gradient norm 1.1e-4 before init_prng, 2.2e-3 on an AMD EPYC
+after it), bfloat16 rounds every activation to 8 mantissa
 bits (loss 9.0e-3 to 2.0e-2, by dropout key). The float32 formulations' step 1 is computed
 here; the bfloat16 one is step 1 of the trained run (`accelerator_run`), which starts from the
 same state and batch, so no third train step is compiled for it. Later steps are not compared: the first gradients
@@ -114,7 +115,12 @@ def test_step_one_loss_matches_the_native_float32_path(accelerator_run):
   assert acc_impl == Impl(**ACCELERATOR, partition="sharded")
   assert ref_gnorm > 10  # a real, large first gradient: the comparison is not of zeros
   assert abs(acc_loss - ref_loss) <= 1e-5 * abs(ref_loss), (acc_loss, ref_loss)
-  assert abs(acc_gnorm - ref_gnorm) <= 1e-3 * ref_gnorm, (acc_gnorm, ref_gnorm)  # meas. 1.1e-4
+  # Measured under init_prng: 2.2e-3 on a 2-core AMD EPYC (555.09 vs 556.29), < 1e-3 on the
+  # 2-core Intel Xeon. The batch-norm formulations' gradients differ by round-off that this
+  # random network amplifies (AMD, one device: the native and XLA BN gradients differ by
+  # 8.9e-3 of the gradient's norm, most in block_0's depthwise kernel; the depthwise
+  # formulations by 1.4e-5). A wrong backward pass would differ by O(1).
+  assert abs(acc_gnorm - ref_gnorm) <= 5e-3 * ref_gnorm, (acc_gnorm, ref_gnorm)
   for a, b in zip(jax.tree.leaves(acc_stats), jax.tree.leaves(ref_stats)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * (1 + np.abs(b).max()))
   # bfloat16: step 1 of the trained run (same state, batch and dropout key as the trainer's,
