@@ -39,6 +39,11 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
   atexit.register(shutil.rmtree, os.environ["TFDS_DATA_DIR"], ignore_errors=True)
 
 
+# Session fixtures made once for all workers: the digits classifier, a prepared digit_scenes.
+from shared_runs import digits_classifier  # noqa: F401  pylint: disable=unused-import
+from shared_runs import scenes_data_dir  # noqa: F401  pylint: disable=unused-import
+
+
 def _module_of(item) -> str:
   return item.nodeid.split("::", 1)[0]
 

@@ -1,8 +1,9 @@
 """`config.init` (mnv2_jax/backbone_init.py): a dense run's backbone from a trained classifier.
 
-The classifier is a real `mnv2-train` run (configs/digits.py, a few steps). The dense initial
-state is built by the functions the trainer calls; the bad-setting checks go through
-`mnv2-train` on digit_scenes (prepared offline) and must stop before any write. That a trained
+The classifier is a real `mnv2-train` run (configs/digits.py, 12 epochs: the session's, from
+tests/shared_runs.py). The dense initial state is built by the functions the trainer calls;
+the bad-setting checks go through `mnv2-train` on digit_scenes (prepared offline) and must
+stop before any write. That a trained
 dense run really started from the classifier is checked on the learning runs of
 tests/test_dense_learning.py. Nothing downloads.
 """
@@ -13,7 +14,6 @@ import numpy as np
 import optax
 import pytest
 
-from configs import digits
 from configs import scenes
 from mnv2_jax import backbone_init
 from mnv2_jax import restore
@@ -31,18 +31,21 @@ def _short(config, steps):
 
 
 @pytest.fixture(scope="module")
-def classifier_run(tmp_path_factory):
-  """A finished classifier run (0.35 wide, linear bottleneck) on the bundled digits."""
-  workdir = str(tmp_path_factory.mktemp("classifier") / "run")
-  config = _short(digits.get_config("width=0.35,res=32,batch=16"), 3)
-  config.optim.warmup_epochs = 0.0
-  train.train_and_evaluate(config, workdir)
-  return workdir
+def classifier_run(digits_classifier):
+  """A finished classifier run (0.35 wide, 32 px, linear bottleneck) on the bundled digits:
+  the session's configs/digits.py run (tests/shared_runs.py), checkpointed once, at its last
+  step."""
+  return digits_classifier[0]
 
 
 @pytest.fixture(scope="module")
-def scenes_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("scenes"))
+def last_step(digits_classifier):
+  return digits_classifier[1]["steps"]
+
+
+@pytest.fixture(scope="module")
+def scenes_dir(scenes_data_dir):
+  return scenes_data_dir
 
 
 def _dense_config(task, scenes_dir, source="run", path=None, steps=1):
@@ -63,7 +66,7 @@ def _leaf(tree, path):
 
 
 @pytest.mark.slow(seconds=30)
-def test_the_initial_state_holds_the_classifier_backbone(classifier_run, scenes_dir):
+def test_the_initial_state_holds_the_classifier_backbone(classifier_run, last_step, scenes_dir):
   """What the trainer does at step 0 (train_dense: `check` -> `backbone_init.load` ->
   `train_state.create(pretrained=...)`), shapes from the detector's own abstract init.
 
@@ -71,7 +74,7 @@ def test_the_initial_state_holds_the_classifier_backbone(classifier_run, scenes_
   tests/test_dense_learning.py (its backbone stays near the classifier's)."""
   config = _dense_config("detection", scenes_dir, path=classifier_run)
   _, _, model, _, source = train_dense.check(config)
-  assert source == backbone_init.Source("run", classifier_run, 3, False)
+  assert source == backbone_init.Source("run", classifier_run, last_step, False)
   tx = optax.sgd(0.1, momentum=0.9)
   create = lambda pretrained=None: train_state.create(model, tx, seed=config.seed,
                                                       resolution=64, ema=True,
@@ -133,15 +136,15 @@ def test_segmenter_backbone_from_a_keras_weights_file(scenes_dir, tmp_path):
     (dict(source="somewhere"), "init.source must be one of"),
     (dict(path=None), "init.path must be set"),
     (dict(step=-2), "init.step must be"),
-    (dict(step=999), r"init.step=999 is not saved in .*; allowed: \[3\]"),
+    (dict(step=999), r"init.step=999 is not saved in .*; allowed: \[{last_step}\]"),
     (dict(path="/nonexistent/run"), "init.path='/nonexistent/run' has no config.json"),
 ])
-def test_bad_init_fields_fail_before_any_write(change, message, classifier_run, scenes_dir,
-                                               tmp_path):
+def test_bad_init_fields_fail_before_any_write(change, message, classifier_run, last_step,
+                                               scenes_dir, tmp_path):
   config = _dense_config("detection", scenes_dir, path=classifier_run)
   config.init.update(change)
   workdir = tmp_path / "run"
-  with pytest.raises(ValueError, match=message):
+  with pytest.raises(ValueError, match=message.format(last_step=last_step)):
     train.train_and_evaluate(config, str(workdir))
   assert not workdir.exists()
 

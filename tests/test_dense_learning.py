@@ -2,7 +2,8 @@
 (NOT COCO / VOC).
 
 The paper's recipe at CPU scale: a classifier first (MobileNetV2 0.35 on the bundled digits,
-`configs/digits.py`, 12 epochs, ~93% test top-1), then its backbone copied into SSDLite and
+`configs/digits.py`, 12 epochs, ~93% test top-1: the session's one run, tests/shared_runs.py,
+whose accuracy tests/train/test_learning.py checks), then its backbone copied into SSDLite and
 DeepLabv3 (`config.init`, mnv2_jax/backbone_init.py) and each trained on digit_scenes
 (`configs/scenes.py`: 1-3 real digit scans per 64x64 scene, test scenes from digit scans no
 train scene uses). Everything runs through the real trainer, data pipeline, post-processing
@@ -25,7 +26,6 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import digits
 from configs import scenes
 from mnv2_jax import restore
 from mnv2_jax import train
@@ -39,14 +39,10 @@ from mnv2_jax.segmentation import metrics as seg_metrics
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-  """configs/digits.py for 12 of its 30 epochs (the main job's digits preset length)."""
-  workdir = str(tmp_path_factory.mktemp("classifier") / "run")
-  config = digits.get_config("epochs=12")
-  config.wandb.mode = "disabled"
-  config.train.eval_every_epochs = 12.0
-  config.train.checkpoint_every_steps = 1000
-  summary = train.train_and_evaluate(config, workdir)
+def classifier(digits_classifier):
+  """configs/digits.py for 12 of its 30 epochs (the main job's digits preset length), trained
+  once per session (tests/shared_runs.py; tests/train/test_learning.py checks its accuracy)."""
+  workdir, summary = digits_classifier
   assert summary["final/top1"] >= 0.8, summary
   return workdir
 
@@ -82,9 +78,9 @@ def all_background_miou() -> float:
 
 
 @pytest.fixture(scope="module")
-def scenes_dir(tmp_path_factory):
-  """Where digit_scenes gets prepared (offline) once for this module."""
-  return str(tmp_path_factory.mktemp("tfds"))
+def scenes_dir(scenes_data_dir):
+  """digit_scenes, prepared (offline) once per session (tests/shared_runs.py)."""
+  return scenes_data_dir
 
 
 def _train_from(classifier: str, task: str, epochs: int, base_lr: float, scenes_dir: str,

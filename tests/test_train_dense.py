@@ -37,9 +37,9 @@ def _short(config, steps):
 
 
 @pytest.fixture(scope="module")
-def scenes_dir(tmp_path_factory):
-  """A data_dir where digit_scenes gets prepared (offline) once for this module."""
-  return str(tmp_path_factory.mktemp("scenes"))
+def scenes_dir(scenes_data_dir):
+  """A data_dir with digit_scenes prepared (offline) once per session (tests/shared_runs.py)."""
+  return scenes_data_dir
 
 
 @pytest.fixture(scope="module")
