@@ -3,9 +3,8 @@
 The classifier is a real `mnv2-train` run (configs/digits.py, 12 epochs: the session's, from
 tests/shared_runs.py). The dense initial state is built by the functions the trainer calls;
 the bad-setting checks go through `mnv2-train` on digit_scenes (prepared offline) and must
-stop before any write. That a trained
-dense run really started from the classifier is checked on the learning runs of
-tests/test_dense_learning.py. Nothing downloads.
+stop before any write. That a trained dense run really started from the classifier is checked
+on the learning runs of tests/test_dense_learning.py. Nothing downloads.
 """
 
 import jax

@@ -37,7 +37,7 @@ def _train(config, workdir):
 def test_digits_config_reaches_85_percent(digits_classifier):
   """`configs/digits.py` (MobileNetV2 0.35, 32 px, SGD + cosine) for 12 of its 30 epochs:
   the session's run (tests/shared_runs.py; tests/test_dense_learning.py copies its backbone),
-  trained by the first of the two modules to ask for it.
+  trained by whichever module asks for it first.
 
   12 epochs (264 steps) is the digits preset's run length (the main job runs 8). Measured on
   the 2-core machine: test top-1 92.5% / 94.4% / 91.4% for seeds 0 / 1 / 2 (10 epochs: 89.2%
