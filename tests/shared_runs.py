@@ -27,10 +27,12 @@ from typing import Callable
 import pytest
 
 
-def _shared_root(tmp_path_factory, worker_id: str) -> pathlib.Path:
-  """The directory every worker of this session sees (the session's own base temp dir)."""
+def _shared_root(tmp_path_factory) -> pathlib.Path:
+  """The directory every worker of this session sees: under pytest-xdist, the parent of the
+  worker's own base temp dir (the session's); without it, the base temp dir itself."""
   base = tmp_path_factory.getbasetemp()
-  root = (base if worker_id == "master" else base.parent) / "shared_runs"
+  worker = "PYTEST_XDIST_WORKER" in os.environ
+  root = (base.parent if worker else base) / "shared_runs"
   root.mkdir(exist_ok=True)
   return root
 
@@ -72,24 +74,23 @@ def _train_digits_classifier(workdir: pathlib.Path) -> None:
   train.train_and_evaluate(config, str(workdir))
 
 
-
 @pytest.fixture(scope="session")
-def digits_classifier(tmp_path_factory, worker_id) -> tuple[str, dict]:
+def digits_classifier(tmp_path_factory) -> tuple[str, dict]:
   """(workdir, summary) of `configs/digits.py:epochs=12`, seed 0, W&B disabled: MobileNetV2
   0.35 at 32 px on the bundled digits, 264 steps of 64, evaluated and checkpointed once, at
   the end. Read-only."""
-  workdir = made_once(_shared_root(tmp_path_factory, worker_id), "digits_classifier",
+  workdir = made_once(_shared_root(tmp_path_factory), "digits_classifier",
                       _train_digits_classifier)
   with open(workdir / "summary.json") as f:
     return str(workdir), json.load(f)
 
 
 @pytest.fixture(scope="session")
-def scenes_data_dir(tmp_path_factory, worker_id) -> str:
+def scenes_data_dir(tmp_path_factory) -> str:
   """A TFDS data_dir holding the prepared `digit_scenes` (offline). Read-only."""
   def prepare(data_dir: pathlib.Path) -> None:
     from mnv2_jax.data import digit_scenes  # pylint: disable=g-import-not-at-top
     data_dir.mkdir()
     digit_scenes.prepare(os.fspath(data_dir))
-  return os.fspath(made_once(_shared_root(tmp_path_factory, worker_id), "digit_scenes",
+  return os.fspath(made_once(_shared_root(tmp_path_factory), "digit_scenes",
                              prepare))
