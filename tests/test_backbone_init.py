@@ -42,14 +42,9 @@ def last_step(digits_classifier):
   return digits_classifier[1]["steps"]
 
 
-@pytest.fixture(scope="module")
-def scenes_dir(scenes_data_dir):
-  return scenes_data_dir
-
-
-def _dense_config(task, scenes_dir, source="run", path=None, steps=1):
+def _dense_config(task, data_dir, source="run", path=None, steps=1):
   config = scenes.get_config(f"task={task},res=64,batch=8")
-  config.input.data_dir = scenes_dir
+  config.input.data_dir = data_dir
   config.input.eval_batch_size = 100
   config.optim.warmup_epochs = 1 / 250   # one step: the warm-up must fit in the run
   config.init.update(source=source, path=path)
@@ -65,13 +60,14 @@ def _leaf(tree, path):
 
 
 @pytest.mark.slow(seconds=30)
-def test_the_initial_state_holds_the_classifier_backbone(classifier_run, last_step, scenes_dir):
+def test_the_initial_state_holds_the_classifier_backbone(classifier_run, last_step,
+                                                         scenes_data_dir):
   """What the trainer does at step 0 (train_dense: `check` -> `backbone_init.load` ->
   `train_state.create(pretrained=...)`), shapes from the detector's own abstract init.
 
   That the trainer really starts there is checked end to end on the trained detector of
   tests/test_dense_learning.py (its backbone stays near the classifier's)."""
-  config = _dense_config("detection", scenes_dir, path=classifier_run)
+  config = _dense_config("detection", scenes_data_dir, path=classifier_run)
   _, _, model, _, source = train_dense.check(config)
   assert source == backbone_init.Source("run", classifier_run, last_step, False)
   tx = optax.sgd(0.1, momentum=0.9)
@@ -106,11 +102,11 @@ def test_the_initial_state_holds_the_classifier_backbone(classifier_run, last_st
                             _leaf(state.params["backbone"], stem))
 
 
-def test_segmenter_backbone_from_a_keras_weights_file(scenes_dir, tmp_path):
+def test_segmenter_backbone_from_a_keras_weights_file(scenes_data_dir, tmp_path):
   keras_model = randomised_keras(0.35, 96)
   path = str(tmp_path / "mnv2_035.weights.h5")
   keras_model.save_weights(path)
-  config = _dense_config("segmentation", scenes_dir, source="keras", path=path)
+  config = _dense_config("segmentation", scenes_data_dir, source="keras", path=path)
   _, _, model, _, source = train_dense.check(config)
   assert source == backbone_init.Source("keras", path, None, False)
   abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)),
@@ -139,8 +135,8 @@ def test_segmenter_backbone_from_a_keras_weights_file(scenes_dir, tmp_path):
     (dict(path="/nonexistent/run"), "init.path='/nonexistent/run' has no config.json"),
 ])
 def test_bad_init_fields_fail_before_any_write(change, message, classifier_run, last_step,
-                                               scenes_dir, tmp_path):
-  config = _dense_config("detection", scenes_dir, path=classifier_run)
+                                               scenes_data_dir, tmp_path):
+  config = _dense_config("detection", scenes_data_dir, path=classifier_run)
   config.init.update(change)
   workdir = tmp_path / "run"
   with pytest.raises(ValueError, match=message.format(last_step=last_step)):
@@ -154,9 +150,9 @@ def test_bad_init_fields_fail_before_any_write(change, message, classifier_run, 
     (lambda c: c.model.update(shortcut="none"), "model.shortcut"),
 ])
 def test_a_different_architecture_is_rejected_naming_the_field(change, message,
-                                                               classifier_run, scenes_dir,
+                                                               classifier_run, scenes_data_dir,
                                                                tmp_path):
-  config = _dense_config("detection", scenes_dir, path=classifier_run)
+  config = _dense_config("detection", scenes_data_dir, path=classifier_run)
   change(config)
   workdir = tmp_path / "run"
   with pytest.raises(ValueError, match=message):
@@ -164,8 +160,9 @@ def test_a_different_architecture_is_rejected_naming_the_field(change, message,
   assert not workdir.exists()
 
 
-def test_keras_source_checks(scenes_dir, tmp_path):
-  config = _dense_config("detection", scenes_dir, source="keras", path=str(tmp_path / "no.h5"))
+def test_keras_source_checks(scenes_data_dir, tmp_path):
+  config = _dense_config("detection", scenes_data_dir, source="keras",
+                         path=str(tmp_path / "no.h5"))
   with pytest.raises(ValueError, match="is not a file"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
   (tmp_path / "w.weights.h5").write_bytes(b"")

@@ -77,19 +77,13 @@ def all_background_miou() -> float:
   return seg_metrics.miou(confusion)[0]
 
 
-@pytest.fixture(scope="module")
-def scenes_dir(scenes_data_dir):
-  """digit_scenes, prepared (offline) once per session (tests/shared_runs.py)."""
-  return scenes_data_dir
-
-
-def _train_from(classifier: str, task: str, epochs: int, base_lr: float, scenes_dir: str,
+def _train_from(classifier: str, task: str, epochs: int, base_lr: float, data_dir: str,
                 workdir: str):
   """configs/scenes.py at 128 px for `task`, backbone from `classifier`, run in `workdir`.
 
   Returns (summary, the finished workdir read as the results tables read it)."""
   config = scenes.get_config(f"task={task},res=128,epochs={epochs}")
-  config.input.data_dir = scenes_dir
+  config.input.data_dir = data_dir
   config.wandb.mode = "disabled"
   config.optim.base_lr = base_lr
   config.train.eval_every_epochs = float(epochs)
@@ -103,11 +97,11 @@ def _train_from(classifier: str, task: str, epochs: int, base_lr: float, scenes_
 
 
 @pytest.fixture(scope="module")
-def detector(classifier, scenes_dir, tmp_path_factory):
+def detector(classifier, scenes_data_dir, tmp_path_factory):
   """SSDLite 0.35 at 128 px, 2 epochs (124 steps, batch 32, lr 0.4 per 256), backbone from
   `classifier`: (summary, record, workdir)."""
   workdir = str(tmp_path_factory.mktemp("detector") / "run")
-  return (*_train_from(classifier, "detection", 2, 0.4, scenes_dir, workdir), workdir)
+  return (*_train_from(classifier, "detection", 2, 0.4, scenes_data_dir, workdir), workdir)
 
 
 @pytest.mark.slow(seconds=150)
@@ -164,9 +158,9 @@ def test_the_trained_detector_started_from_the_classifier_backbone(classifier, d
   assert np.linalg.norm(np.asarray(fresh[first]) - c) > 0.5 * np.linalg.norm(c)
 
 
-def test_a_dense_run_is_not_a_backbone_source(detector, scenes_dir, tmp_path):
+def test_a_dense_run_is_not_a_backbone_source(detector, scenes_data_dir, tmp_path):
   config = scenes.get_config("task=segmentation,res=64")
-  config.input.data_dir = scenes_dir
+  config.input.data_dir = scenes_data_dir
   config.init.update(source="run", path=detector[2])
   with pytest.raises(ValueError, match="is a ssdlite run; allowed: a classifier run"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
@@ -174,7 +168,7 @@ def test_a_dense_run_is_not_a_backbone_source(detector, scenes_dir, tmp_path):
 
 
 @pytest.mark.slow(seconds=120)
-def test_segmenter_from_the_digits_backbone_learns(classifier, scenes_dir, tmp_path):
+def test_segmenter_from_the_digits_backbone_learns(classifier, scenes_data_dir, tmp_path):
   """DeepLabv3 (OS 16, no ASPP) 0.35 at 128 px, 3 epochs (186 steps, batch 32, lr 1.0 per 256),
   backbone from `classifier`.
 
@@ -185,7 +179,7 @@ def test_segmenter_from_the_digits_backbone_learns(classifier, scenes_dir, tmp_p
   digits' mean IoU (0 for the baseline) >= 0.08.
   """
   workdir = str(tmp_path / "run")
-  summary, _ = _train_from(classifier, "segmentation", 3, 1.0, scenes_dir, workdir)
+  summary, _ = _train_from(classifier, "segmentation", 3, 1.0, scenes_data_dir, workdir)
   assert summary["metric"] == "mIoU"
   baseline = all_background_miou()
   assert 0.05 < baseline < 0.09

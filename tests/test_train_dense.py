@@ -37,12 +37,6 @@ def _short(config, steps):
 
 
 @pytest.fixture(scope="module")
-def scenes_dir(scenes_data_dir):
-  """A data_dir with digit_scenes prepared (offline) once per session (tests/shared_runs.py)."""
-  return scenes_data_dir
-
-
-@pytest.fixture(scope="module")
 def mini_coco(tmp_path_factory):
   return coco_fixtures.prepare_mini_coco(tmp_path_factory.mktemp("coco"))[0]
 
@@ -112,14 +106,15 @@ def test_deeplabv3_voc_config_trains_on_mini_voc(tmp_path):
     (lambda c: c.head.update(dict(dropout_rate=1.5)), "head.dropout_rate"),
     (lambda c: c.model.update(dict(shortcut="sideways")), "model.shortcut"),
 ])
-def test_bad_segmentation_settings_fail_before_any_write(change, message, tmp_path, scenes_dir):
+def test_bad_segmentation_settings_fail_before_any_write(change, message, tmp_path,
+                                                        scenes_data_dir):
   config = deeplabv3_voc.get_config("width=0.35,res=65")
   change(config)
   with pytest.raises(ValueError, match=message):
     validate.check_model(config, 21)
   workdir = tmp_path / "run"
   config.input.dataset = "digit_scenes"   # prepares offline: the run gets to its model check
-  config.input.data_dir = scenes_dir
+  config.input.data_dir = scenes_data_dir
   config.input.eval_split = "test"
   with pytest.raises(ValueError, match=message):
     train.train_and_evaluate(_short(config, 1), str(workdir))
@@ -131,8 +126,8 @@ def test_bad_segmentation_settings_fail_before_any_write(change, message, tmp_pa
     (lambda c: c.model.update(dict(output_stride=16)), "output_stride"),
     (lambda c: c.head.loss.update(dict(classification="hinge")), "classification"),
 ])
-def test_bad_detection_settings_fail_before_any_write(change, message, tmp_path, scenes_dir):
-  config = _coco_config(scenes_dir, 1)
+def test_bad_detection_settings_fail_before_any_write(change, message, tmp_path, scenes_data_dir):
+  config = _coco_config(scenes_data_dir, 1)
   config.input.dataset = "digit_scenes"
   config.input.eval_split = "test"
   change(config)
